@@ -1,0 +1,15 @@
+"""`localcode complete` (filled in by its issue)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run(args: argparse.Namespace) -> int:
+    print("localcode complete: not implemented yet", file=sys.stderr)
+    return 1

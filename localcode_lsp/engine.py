@@ -1,0 +1,129 @@
+"""One Engine per workspace: the long-lived parts (config, overlay, index, backend, gate,
+knowledge) and the handful of calls both front ends use.
+
+Heavy parts (the model, torch, lancedb) are created lazily on first use, never at start-up, so
+`initialize` stays fast and `--help` imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .cancel import CancelToken
+from .config import Config, load_config
+from .data import Result, Task, TraceEvent
+from .inference.backend import Backend
+from .logs import get_logger
+from .workspace import Document, Workspace
+
+log = get_logger("engine")
+
+EventSink = Callable[[TraceEvent], None]
+
+
+class Engine:
+    """The shared core behind the language server and the CLI."""
+
+    def __init__(
+        self,
+        root: Path | str,
+        *,
+        config: Config | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        trusted: bool = True,
+        backend: Backend | None = None,
+    ) -> None:
+        self.workspace = Workspace(root, trusted=trusted)
+        self.config = config if config is not None else load_config(self.workspace.root,
+                                                                    overrides=overrides)
+        self._backend = backend
+        self._lock = threading.RLock()
+        self._index: Any = None
+        self._gate: Any = None
+        self._knowledge: Any = None
+
+    @property
+    def root(self) -> Path:
+        return self.workspace.root
+
+    # --- lazily created collaborators ------------------------------------------------------
+
+    @property
+    def backend(self) -> Backend:
+        """The model backend, created on first use (loads the model)."""
+        with self._lock:
+            if self._backend is None:
+                from .inference import create_backend
+
+                self._backend = create_backend(self.config, self.workspace.root)
+            return self._backend
+
+    def backend_loaded(self) -> bool:
+        return self._backend is not None
+
+    @property
+    def index(self) -> Any:
+        """The codebase index (AST + dependency graph + embeddings)."""
+        with self._lock:
+            if self._index is None:
+                from .index import CodeIndex
+
+                self._index = CodeIndex(self.workspace, self.config)
+            return self._index
+
+    @property
+    def gate(self) -> Any:
+        """The verification gate; the diff review reaches the backend only when it runs."""
+        with self._lock:
+            if self._gate is None:
+                from .verify import Gate
+
+                self._gate = Gate(self.workspace, self.config, backend=lambda: self.backend)
+            return self._gate
+
+    # --- documents ---------------------------------------------------------------------------
+
+    def open_document(self, path_or_uri: str | Path, text: str, version: int | None = None,
+                      language_id: str = "") -> Document:
+        document = self.workspace.open_document(path_or_uri, text, version, language_id)
+        self.index.update_document(document.path, text)
+        return document
+
+    def update_document(self, path_or_uri: str | Path, text: str,
+                        version: int | None = None) -> Document:
+        document = self.workspace.update_document(path_or_uri, text, version)
+        self.index.update_document(document.path, text)
+        return document
+
+    def close_document(self, path_or_uri: str | Path) -> None:
+        self.workspace.close_document(path_or_uri)
+
+    # --- the calls front ends make ---------------------------------------------------------
+
+    def implement(self, task: Task, *, cancel: CancelToken | None = None,
+                  on_event: EventSink | None = None) -> Result:
+        """Run the pipeline FSM on one task; the result carries verified patches or says why not."""
+        from .pipeline import run_task
+
+        return run_task(self, task, cancel=cancel or CancelToken(), on_event=on_event)
+
+    def complete(self, path_or_uri: str | Path, line: int, column: int, *,
+                 cancel: CancelToken | None = None) -> Any:
+        """One fill-in-the-middle completion at a position (inline completion, `localcode complete`)."""
+        from .pipeline.completion import complete_at
+
+        return complete_at(self, path_or_uri, line, column, cancel=cancel or CancelToken())
+
+    def health(self) -> dict[str, Any]:
+        """What `localcode doctor` reports, as a JSON-able dict."""
+        from .doctor import collect_health
+
+        return collect_health(self.workspace.root, config=self.config, engine=self)
+
+    def close(self) -> None:
+        """Release the index's background workers and files."""
+        index, self._index = self._index, None
+        if index is not None and hasattr(index, "close"):
+            index.close()
