@@ -30,6 +30,16 @@ class Document:
     language_id: str = ""
 
 
+def ensure_state_dir(root: Path) -> Path:
+    """Create `<root>/.localcode/` (git-ignored by its own `.gitignore`) and return it."""
+    state = Path(root) / STATE_DIR
+    state.mkdir(parents=True, exist_ok=True)
+    ignore = state / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# localcode caches: safe to delete\n*\n")
+    return state
+
+
 def uri_to_path(uri: str) -> Path:
     """`file:///a/b%20c.py` -> Path('/a/b c.py'); other schemes are refused."""
     parsed = urlparse(uri)
@@ -67,6 +77,10 @@ class Workspace:
     def state_dir(self) -> Path:
         """`.localcode/` under the root (created on demand by whoever writes there)."""
         return self.root / STATE_DIR
+
+    def ensure_state_dir(self) -> Path:
+        """Create `.localcode/` with a `.gitignore` of `*`, so git never sees the caches."""
+        return ensure_state_dir(self.root)
 
     def resolve(self, path_or_uri: str | Path) -> Path:
         """An absolute, symlink-resolved path inside the root, or OutsideWorkspace."""

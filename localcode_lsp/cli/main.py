@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     module_name = SUBCOMMANDS[args.command][0] if args.command else "session"
     module = importlib.import_module(f"{__package__}.{module_name}")
+    _setup_logging(args)
     try:
         return int(module.run(args) or 0)
     except ConfigError as exc:
@@ -72,6 +73,23 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("localcode: interrupted", file=sys.stderr)
         return 130
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    """Log to <project>/.localcode/logs (doctor stays read-only and logs to stderr only)."""
+    from pathlib import Path
+
+    from ..logs import setup_logging
+    from ..workspace import ensure_state_dir
+
+    root = Path(args.project or ".")
+    state_dir = None
+    if args.command != "doctor" and root.is_dir():
+        try:
+            state_dir = ensure_state_dir(root.resolve())
+        except OSError:
+            state_dir = None
+    setup_logging(state_dir, args.log_level)
 
 
 if __name__ == "__main__":
