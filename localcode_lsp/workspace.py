@@ -8,12 +8,15 @@ that is not `file:`.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote, unquote, urlparse
 
 STATE_DIR = ".localcode"
+# A URI scheme ("file:", "untitled:", "http:"); two letters at least, so "C:" stays a path.
+_URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+:")
 
 
 class OutsideWorkspace(ValueError):
@@ -84,7 +87,7 @@ class Workspace:
 
     def resolve(self, path_or_uri: str | Path) -> Path:
         """An absolute, symlink-resolved path inside the root, or OutsideWorkspace."""
-        if isinstance(path_or_uri, str) and "://" in path_or_uri:
+        if isinstance(path_or_uri, str) and _URI_SCHEME.match(path_or_uri):
             candidate = uri_to_path(path_or_uri)
         else:
             candidate = Path(path_or_uri)
