@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 
 class Cancelled(Exception):
@@ -60,7 +60,7 @@ class CancelToken:
         """Block until cancelled or `timeout` seconds passed; True when cancelled."""
         return self._event.wait(timeout)
 
-    def child(self) -> "CancelToken":
+    def child(self) -> CancelToken:
         """A token cancelled whenever this one is (but cancellable on its own too)."""
         token = CancelToken()
         self.on_cancel(lambda: token.cancel(self.reason))

@@ -13,9 +13,10 @@ import difflib
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 CONFIG_FILENAME = "localcode.toml"
 DEFAULT_SOURCE = "default"
@@ -62,6 +63,7 @@ class ModelConfig:
     backend: str = "llama.cpp"  # "llama.cpp" (in process) or "openai" (HTTP server)
     url: str = ""  # base URL of an OpenAI-compatible server when backend = "openai"
     request_timeout: float = 60.0
+    fim_template: str = ""  # "" = detect from the vocabulary, "none" = prefix completion, or a name
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,7 @@ _RANGES: dict[str, tuple[float | None, float | None]] = {
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "model.backend": ("llama.cpp", "openai"),
+    "model.fim_template": ("", "none", "qwen", "codegemma", "starcoder", "codellama", "deepseek"),
 }
 
 
@@ -272,8 +275,9 @@ def _apply_layer(
                     suggestion=_suggest(key, list(types)),
                 )
 
-            def fail(message: str, expected: str, _key: str = key, _dotted: str = dotted) -> None:
-                raise ConfigError(message, source=source, line=line_of(section, _key),
+            def fail(message: str, expected: str, _key: str = key, _dotted: str = dotted,
+                     _section: str = section) -> None:
+                raise ConfigError(message, source=source, line=line_of(_section, _key),
                                   key=_dotted, expected=expected)
 
             value = _coerce(dotted, raw, types[key], fail)
