@@ -29,6 +29,9 @@ class Task:
     instruction: str = ""
     intent: Intent | None = None  # set when the front end already knows (code actions)
     diagnostics: tuple[str, ...] = ()  # fix intent: the problems at the cursor, one per line
+    # The rolling session summary (context.SessionSummary.render()) from earlier turns of a
+    # terminal session; the pipeline passes it to prompts' `summary` section.
+    session_summary: str = ""
 
 
 @dataclass(frozen=True)
