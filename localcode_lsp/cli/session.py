@@ -17,7 +17,6 @@ apply; end of input answers `n`.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import os
 import queue
@@ -31,6 +30,7 @@ from typing import Any, Protocol
 from rich.console import Console
 
 from ..cancel import Cancelled, CancelToken
+from ..context.compress import SessionSummary
 from ..data import Result, Task, TraceEvent
 from ..logs import get_logger, setup_logging
 from . import ui
@@ -166,41 +166,6 @@ class PlainReader:
         return self._line(question)
 
 
-# --- the rolling summary ----------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class Turn:
-    instruction: str
-    outcome: str  # "applied", "not applied", "explained", "no verified candidate", ...
-    files: tuple[str, ...] = ()
-
-
-class SessionSummary:
-    """What the session has done, kept by the harness (not the model), bounded in size."""
-
-    def __init__(self, max_turns: int = 8, max_chars: int = 1200) -> None:
-        self.turns: list[Turn] = []
-        self.max_turns = max_turns
-        self.max_chars = max_chars
-
-    def record(self, instruction: str, outcome: str, files: tuple[str, ...] = ()) -> None:
-        self.turns.append(Turn(instruction.strip(), outcome, files))
-        del self.turns[:-self.max_turns]
-
-    def text(self) -> str:
-        lines = []
-        for number, turn in enumerate(self.turns, start=1):
-            where = f" ({', '.join(turn.files)})" if turn.files else ""
-            instruction = turn.instruction if len(turn.instruction) <= 120 \
-                else turn.instruction[:117] + "..."
-            lines.append(f"{number}. {instruction} -> {turn.outcome}{where}")
-        text = "\n".join(lines)
-        while len(text) > self.max_chars and "\n" in text:
-            text = text.split("\n", 1)[1]  # drop the oldest turns first
-        return text
-
-
 # --- the session ------------------------------------------------------------------------------
 
 _DONE = object()
@@ -249,7 +214,9 @@ class Session:
         if name in ("/help", "/?"):
             ui.print_explanation(self.console, HELP)
         elif name == "/summary":
-            ui.print_explanation(self.console, self.summary.text() or "nothing done yet")
+            rendered = self.summary.render()
+            lines = [line.removeprefix("# ") for line in rendered.splitlines()]
+            ui.print_explanation(self.console, "\n".join(lines) or "nothing done yet")
         elif name == "/index":
             self.update_index()
         else:
@@ -276,16 +243,8 @@ class Session:
     # one task
 
     def make_task(self, text: str) -> Task:
-        """The pipeline task for one line; carries the rolling summary when Task has a field."""
-        summary = self.summary.text()
-        names = {f.name for f in dataclasses.fields(Task)}
-        extra = {}
-        if summary:
-            for name in ("session_summary", "history", "summary"):
-                if name in names:
-                    extra[name] = summary
-                    break
-        return Task(instruction=text, **extra)
+        """The pipeline task for one line, carrying the rolling summary of earlier turns."""
+        return Task(instruction=text, session_summary=self.summary.render())
 
     def handle_task(self, text: str) -> Result | None:
         started = self.clock()
@@ -293,12 +252,14 @@ class Session:
         seconds = self.clock() - started
         if error is not None:
             ui.say(self.console, f"[ERROR] {error}", "red")
-            self.summary.record(text, "failed with an error")
+            self.summary.record(text, "", "failed with an error")
             ui.status_line(self.console, None, seconds, "error")
             return None
         assert result is not None
         outcome = self.present(result)
-        self.summary.record(text, outcome, tuple(p.path for p in result.patches))
+        target = result.stats.get("target", "") if isinstance(result.stats, dict) else ""
+        self.summary.record(text, str(target or ""), outcome,
+                            [p.path for p in result.patches])
         ui.status_line(self.console, result, seconds, outcome)
         return result
 
