@@ -1,0 +1,175 @@
+"""Retrieval for the `code` budget: the target's callees, callers, imports, similar functions and
+relevant tests, ranked and cut to fit.
+
+Providers are pluggable: anything with `provide(query) -> list[Snippet]` (the `ContextProvider`
+protocol) can be appended to `Engine.context_providers`; the knowledge store adds few-shot
+examples, documentation fragments and cached fixes that way (sections `few_shot` and `docs`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from ..logs import get_logger
+from .budget import TokenCounter
+
+log = get_logger("context.rag")
+
+
+@dataclass(frozen=True)
+class ContextQuery:
+    """What a provider gets: the task and its located target."""
+
+    instruction: str
+    path: str
+    symbol: Any = None  # index.Symbol of the target (None for new code)
+    file_text: str = ""
+    intent: str = "edit"
+    feedback: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """One piece of retrieved context. `section` is the prompt section it belongs to."""
+
+    text: str
+    source: str  # "callee", "caller", "import", "similar", "test", "few_shot", "docs", ...
+    path: str = ""
+    name: str = ""
+    score: float = 0.0
+    section: str = "code"
+
+    def render(self) -> str:
+        header = f"# {self.source}: {self.path}" + (f" ({self.name})" if self.name else "")
+        body = self.text if self.text.endswith("\n") else self.text + "\n"
+        return f"{header}\n{body}\n"
+
+
+@runtime_checkable
+class ContextProvider(Protocol):
+    """A source of snippets for a prompt (index retrieval, knowledge store, ...)."""
+
+    name: str
+
+    def provide(self, query: ContextQuery) -> list[Snippet]: ...
+
+
+# Relative value of each kind of retrieved code when the budget is tight.
+SOURCE_WEIGHTS = {"callee": 1.0, "import": 0.95, "test": 0.9, "caller": 0.7, "similar": 0.5}
+
+
+def _symbol_text(workspace: Any, symbol: Any) -> str:
+    try:
+        data = workspace.read_text(symbol.path).encode("utf-8", "surrogateescape")
+        return data[symbol.start_byte:symbol.end_byte].decode("utf-8", "replace")
+    except Exception as exc:  # a vanished file only loses one snippet
+        log.debug("cannot read %s: %s", getattr(symbol, "path", "?"), exc)
+        return ""
+
+
+class IndexContextProvider:
+    """Callees, callers, imports, similar code and tests of the target, from the CodeIndex."""
+
+    name = "index"
+
+    def __init__(self, index: Any, workspace: Any, *, similar: int = 3, tests: bool = True,
+                 callers: int = 2) -> None:
+        self.index = index
+        self.workspace = workspace
+        self.similar = similar
+        self.tests = tests
+        self.callers = callers
+
+    def _safe(self, what: str, func: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        try:
+            return list(func(*args, **kwargs) or [])
+        except Exception as exc:  # retrieval is best effort; the prompt just gets less context
+            log.info("retrieval of %s failed: %s", what, exc)
+            return []
+
+    def provide(self, query: ContextQuery) -> list[Snippet]:
+        snippets: list[Snippet] = []
+        target = query.symbol
+        seen: set[tuple[str, str]] = set()
+        if target is not None:
+            seen.add((target.path, target.qualified_name))
+            for callee in self._safe("callees", self.index.callees, target):
+                key = (callee.path, callee.qualified_name)
+                if key in seen:
+                    continue
+                seen.add(key)
+                text = _symbol_text(self.workspace, callee)
+                if text:
+                    snippets.append(Snippet(text, "callee", callee.path, callee.qualified_name,
+                                            SOURCE_WEIGHTS["callee"]))
+            for caller in self._safe("callers", self.index.callers, target)[: self.callers]:
+                key = (caller.path, caller.qualified_name)
+                if key in seen:
+                    continue
+                seen.add(key)
+                text = _symbol_text(self.workspace, caller)
+                if text:
+                    snippets.append(Snippet(text, "caller", caller.path, caller.qualified_name,
+                                            SOURCE_WEIGHTS["caller"]))
+            if self.tests:
+                for ref in self._safe("tests", self.index.tests_of, target)[:3]:
+                    found = self._safe("test symbol", self.index.find_symbol, ref.name, ref.path)
+                    text = _symbol_text(self.workspace, found[0]) if found else ""
+                    if text:
+                        snippets.append(Snippet(text, "test", ref.path, ref.name,
+                                                SOURCE_WEIGHTS["test"]))
+        if query.path:
+            imports = self._safe("imports", self.index.imports, query.path)
+            lines = [getattr(i, "text", "") or str(i) for i in imports]
+            lines = [line for line in lines if line and line not in query.file_text[:0]]
+            if lines:
+                snippets.append(Snippet("\n".join(lines), "import", query.path, "",
+                                        SOURCE_WEIGHTS["import"]))
+        if self.similar and query.instruction.strip():
+            for hit in self._safe("search", self.index.search, query.instruction, self.similar + 2):
+                hit_symbol = getattr(hit, "symbol", None)
+                name = getattr(hit_symbol, "qualified_name", None) or str(hit_symbol or "")
+                if target is not None and hit.path == target.path and name == target.qualified_name:
+                    continue
+                if (hit.path, name) in seen:
+                    continue
+                seen.add((hit.path, name))
+                snippets.append(Snippet(hit.text, "similar", hit.path, name,
+                                        SOURCE_WEIGHTS["similar"] * float(getattr(hit, "score", 1.0) or 0)))
+                if sum(1 for s in snippets if s.source == "similar") >= self.similar:
+                    break
+        return snippets
+
+
+def gather(providers: Iterable[ContextProvider], query: ContextQuery) -> list[Snippet]:
+    """Every provider's snippets; a failing provider is logged and skipped."""
+    out: list[Snippet] = []
+    for provider in providers:
+        try:
+            out.extend(provider.provide(query))
+        except Exception as exc:
+            log.warning("context provider %s failed: %s", getattr(provider, "name", provider), exc)
+    return out
+
+
+def select(snippets: Iterable[Snippet], section: str, budget: int, count: TokenCounter,
+           *, exclude_text: str = "") -> tuple[str, list[Snippet]]:
+    """The best-scored whole snippets of one section that fit in `budget` tokens together.
+
+    Snippets whose text already appears in `exclude_text` (e.g. the target file's prefix) are
+    skipped: the model sees them anyway.
+    """
+    chosen: list[Snippet] = []
+    used = 0
+    for snippet in sorted((s for s in snippets if s.section == section),
+                          key=lambda s: s.score, reverse=True):
+        if not snippet.text.strip() or (exclude_text and snippet.text.strip() in exclude_text):
+            continue
+        cost = count(snippet.render())
+        if used + cost > budget:
+            continue
+        chosen.append(snippet)
+        used += cost
+    return "".join(s.render() for s in chosen), chosen

@@ -1,0 +1,669 @@
+"""The pipeline driver: runs one Task through the states of `states.TRANSITIONS`.
+
+Each state handler does its work and returns `(outcome, message)`; the driver emits one
+TraceEvent per transition (`[LOCATE] Found parse_config at src/config.py:34-58`) and looks up the
+next state in the table. Handlers never choose a state themselves, and neither does the model.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..cancel import Cancelled, CancelToken
+from ..context.budget import Budget, CachedCounter, Section
+from ..context.compress import digest_feedback, shorten
+from ..context.rag import ContextQuery, IndexContextProvider, gather, select
+from ..data import Candidate, Patch, Result, Task, TraceEvent, Verdict
+from ..logs import get_logger
+from . import prompts
+from .states import TERMINAL, State, next_state
+from .target import BodyStop, FunctionTarget, function_target, trim_body
+
+log = get_logger("pipeline")
+
+EventSink = Callable[[TraceEvent], None]
+_IDENTIFIER = re.compile(r"`([A-Za-z_][\w.]*)`|\b([A-Za-z_]\w*)\s*\(|\b([A-Za-z_]\w*_\w+|[a-z]+[A-Z]\w*)\b")
+FUNCTION_KINDS = ("function", "method")
+
+
+class PipelineError(Exception):
+    """A task the pipeline cannot run (unknown file or symbol, nothing to locate)."""
+
+
+@dataclass
+class NewCode:
+    """Where generated new code is inserted (generate intent without an existing function)."""
+
+    path: str
+    file_text: str
+    line: int  # insert before this 0-based line
+    version: int | None = None
+
+    def location(self) -> str:
+        return f"{self.path}:{self.line + 1}"
+
+
+@dataclass
+class Attempt:
+    """Bookkeeping of GENERATE/VERIFY for the current plan step."""
+
+    number: int = 0
+    candidates: list[Candidate] = field(default_factory=list)
+    feedback: list[str] = field(default_factory=list)
+    verified_bodies: dict[str, Verdict] = field(default_factory=dict)
+
+
+class PipelineRun:
+    """All the state of one task while it moves through the table."""
+
+    def __init__(self, engine: Any, task: Task, cancel: CancelToken,
+                 on_event: EventSink | None) -> None:
+        self.engine = engine
+        self.task = task
+        self.cancel = cancel
+        self.on_event = on_event
+        self.config = engine.config
+        self.result = Result(status="error")
+        self.intent: str = task.intent or ""
+        self.description = task.instruction.strip()
+        self.budget = Budget.from_config(self.config)
+        self._counter: CachedCounter | None = None
+        self.steps: list[FunctionTarget] = []
+        self.mentioned: list[Any] = []
+        self.step = 0
+        self.new_code: NewCode | None = None
+        self.attempt = Attempt()
+        self.initial_feedback: list[str] = []
+        self.best: tuple[tuple[int, ...], Verdict, Candidate] | None = None
+        self.working: dict[str, str] = {}  # path -> text with verified steps applied
+        self.originals: dict[str, tuple[str, int | None]] = {}
+        self.context_cache: dict[str, str] = {}
+        self.next_candidate_id = 1
+
+    # --- infrastructure --------------------------------------------------------------------
+
+    @property
+    def backend(self) -> Any:
+        return self.engine.backend
+
+    @property
+    def count(self) -> CachedCounter:
+        if self._counter is None:
+            self._counter = CachedCounter(self.backend.count_tokens)
+        return self._counter
+
+    def emit(self, state: State | str, message: str, **data: Any) -> None:
+        event = TraceEvent(str(getattr(state, "value", state)), message, dict(data))
+        self.result.trace.append(event)
+        if self.on_event is not None:
+            try:
+                self.on_event(event)
+            except Exception as exc:  # a broken progress sink must not stop the task
+                log.warning("event sink failed: %s", exc)
+
+    def call_model(self, state: State, purpose: str, sections: Sequence[Section], *, n: int = 1,
+                   temperature: float = 0.0, max_tokens: int = 64, grammar: str | None = None,
+                   stop: Sequence[str] = (), stop_rule: Any = None, seed: int = 0,
+                   greedy_first: bool = False) -> list[Any]:
+        """Fit the sections to their budgets, call the backend, record what the model saw."""
+        self.cancel.raise_if_cancelled()
+        prompt = self.budget.fit(sections, self.count)
+        max_tokens = max(1, min(max_tokens, self.budget.context_length - prompt.tokens - 1))
+        started = time.monotonic()
+        completions: list[Any] = []
+        extra: dict[str, Any] = {"stop_rule": stop_rule} if stop_rule is not None else {}
+        if n == 1 or greedy_first:
+            completions.append(self.backend.complete(
+                prompt.text, max_tokens=max_tokens, stop=list(stop),
+                temperature=0.0 if greedy_first else temperature, seed=seed, grammar=grammar,
+                cancel=self.cancel, **extra))
+        if n > len(completions):
+            completions.extend(self.backend.candidates(
+                prompt.text, n - len(completions), max_tokens=max_tokens, stop=list(stop),
+                temperature=temperature, grammar=grammar, cancel=self.cancel, seed=seed + 1,
+                **extra))
+        seconds = time.monotonic() - started
+        self.result.model_calls.append({
+            "state": state.value,
+            "purpose": purpose,
+            "sections": prompt.describe(),
+            "prompt_tokens": prompt.tokens,
+            "evaluated_tokens": sum(int(getattr(c, "evaluated_tokens", 0) or 0)
+                                    for c in completions),
+            "completion_tokens": sum(int(getattr(c, "completion_tokens", 0) or 0)
+                                     for c in completions),
+            "n": len(completions),
+            "temperature": temperature,
+            "grammar": grammar is not None,
+            "ms": round(seconds * 1000, 1),
+        })
+        self.cancel.raise_if_cancelled()
+        return completions
+
+    # --- UNDERSTAND ------------------------------------------------------------------------
+
+    def understand(self) -> tuple[str, str]:
+        if self.task.intent:
+            self.intent = self.task.intent
+            return "classified", f"Intent: {self.intent} (given)"
+        if not self.description:
+            self.intent = "fix" if self.task.diagnostics else "edit"
+            return "classified", f"Intent: {self.intent} (no instruction)"
+        from ..inference.grammar import INTENT_GRAMMAR, parse_intent
+
+        completion = self.call_model(
+            State.UNDERSTAND, "classify intent", prompts.intent_sections(self.description),
+            temperature=self.config.generation.temperature_classify, max_tokens=4,
+            grammar=INTENT_GRAMMAR)[0]
+        try:
+            self.intent = parse_intent(completion.text)
+        except ValueError:
+            self.intent = "edit"
+        return "classified", f"Intent: {self.intent}"
+
+    # --- LOCATE ----------------------------------------------------------------------------
+
+    def _snapshot(self, path: str) -> tuple[str, str, int | None]:
+        workspace = self.engine.workspace
+        try:
+            document = workspace.snapshot(path)
+        except FileNotFoundError:
+            raise PipelineError(f"file not found: {path}") from None
+        except UnicodeDecodeError as exc:
+            raise PipelineError(f"{path} is not a text file: {exc}") from None
+        self.originals.setdefault(document.path, (document.text, document.version))
+        self.working.setdefault(document.path, document.text)
+        return document.path, document.text, document.version
+
+    def _target(self, symbol: Any) -> FunctionTarget:
+        path, _, version = self._snapshot(symbol.path)
+        return function_target(path, self.working[path], symbol, version)
+
+    def _functions(self, found: Any) -> list[Any]:
+        return [s for s in (found or []) if getattr(s, "kind", "function") in FUNCTION_KINDS]
+
+    def locate(self) -> tuple[str, str]:
+        index = self.engine.index
+        task = self.task
+        path = None
+        if task.path:
+            path, text, _ = self._snapshot(task.path)
+            index.update_document(path, text)
+        symbol = None
+        how = ""
+        if path and task.symbol:
+            matches = self._functions(index.find_symbol(task.symbol, path))
+            if not matches:
+                short = task.symbol.rsplit(".", 1)[-1]
+                matches = [s for s in self._functions(index.symbols(path))
+                           if s.qualified_name == task.symbol or s.name == short]
+            if not matches:
+                raise PipelineError(f"no function named {task.symbol!r} in {path}")
+            symbol, how = matches[0], "symbol"
+        elif path and task.position is not None:
+            symbol = index.enclosing_function(path, task.position.line, task.position.column)
+            how = "position"
+            if symbol is None and self.intent == "generate":
+                self.new_code = NewCode(path, self.working[path], task.position.line,
+                                        self.originals[path][1])
+                return "found", f"New code at {self.new_code.location()}"
+            if symbol is None:
+                raise PipelineError(f"no function at {path}:{task.position.line + 1}")
+        if symbol is None:
+            self.mentioned = self._mentioned_symbols(path)
+            if self.mentioned:
+                symbol, how = self.mentioned[0], "named in the instruction"
+        if symbol is None and path and self.intent == "generate":
+            self.new_code = NewCode(path, self.working[path],
+                                    len(self.working[path].splitlines()), self.originals[path][1])
+            return "found", f"New code at the end of {path}"
+        if symbol is None and self.description:
+            symbol = self._search(path)
+            how = "search"
+        if symbol is None:
+            return "not_found", "No target found: name a function (--symbol) or a file and line"
+        target = self._target(symbol)
+        self.steps = [target]
+        self.result.stats["target"] = f"{target.qualified_name} ({target.location()})"
+        return "found", f"Found {target.qualified_name} at {target.location()} ({how})"
+
+    def _mentioned_symbols(self, path: str | None) -> list[Any]:
+        names: list[str] = []
+        for match in _IDENTIFIER.finditer(self.description):
+            name = next(g for g in match.groups() if g)
+            if name not in names:
+                names.append(name)
+        found: list[Any] = []
+        for name in names[:12]:
+            matches = self._functions(self.engine.index.find_symbol(name, path)) if path else []
+            if not matches:
+                matches = self._functions(self.engine.index.find_symbol(name))
+            for symbol in matches[:1]:
+                if all((s.path, s.qualified_name) != (symbol.path, symbol.qualified_name)
+                       for s in found):
+                    found.append(symbol)
+        return found
+
+    def _search(self, path: str | None) -> Any:
+        hits = list(self.engine.index.search(self.description, 5) or [])
+        options: list[Any] = []
+        for hit in hits:
+            symbol = getattr(hit, "symbol", None)
+            if isinstance(symbol, str):
+                matches = self._functions(self.engine.index.find_symbol(symbol, hit.path))
+                symbol = matches[0] if matches else None
+            if symbol is None or getattr(symbol, "kind", "function") not in FUNCTION_KINDS:
+                continue
+            if path and symbol.path != path:
+                continue
+            if all((s.path, s.qualified_name) != (symbol.path, symbol.qualified_name)
+                   for s in options):
+                options.append(symbol)
+        if len(options) <= 1:
+            return options[0] if options else None
+        options = options[:4]
+        from ..inference.grammar import choice_grammar, option_labels, parse_choice
+
+        labels = option_labels(len(options))
+        described = [(label, f"{s.qualified_name} in {s.path}: {s.signature}".strip())
+                     for label, s in zip(labels, options, strict=False)]
+        completion = self.call_model(
+            State.LOCATE, "rank search hits", prompts.rank_sections(self.description, described),
+            temperature=self.config.generation.temperature_classify, max_tokens=4,
+            grammar=choice_grammar(labels))[0]
+        try:
+            return options[labels.index(parse_choice(completion.text, labels))]
+        except ValueError:
+            return options[0]
+
+    # --- PLAN ------------------------------------------------------------------------------
+
+    def plan(self) -> tuple[str, str]:
+        if self.intent == "explain":
+            return "explain", "Explain: no edit"
+        if self.new_code is not None:
+            return "planned", "Single edit: new code"
+        target = self.steps[0]
+        index = self.engine.index
+        extra: list[Any] = []
+        try:
+            callees = list(index.callees(target.symbol) or [])
+        except Exception as exc:  # a missing graph only means a smaller plan
+            log.info("callees of %s unavailable: %s", target.qualified_name, exc)
+            callees = []
+        callee_keys = {(c.path, c.qualified_name) for c in callees}
+        for callee in callees:
+            if getattr(callee, "is_stub", False) and callee.kind in FUNCTION_KINDS:
+                extra.append(callee)
+        for symbol in self.mentioned[1:]:
+            if all((s.path, s.qualified_name) != (symbol.path, symbol.qualified_name)
+                   for s in extra):
+                extra.append(symbol)
+        extra = [s for s in extra if (s.path, s.qualified_name)
+                 != (target.path, target.qualified_name)]
+        if not extra:
+            return "planned", f"Single-function edit: {target.qualified_name}"
+        before = [s for s in extra if (s.path, s.qualified_name) in callee_keys]
+        after = [s for s in extra if (s.path, s.qualified_name) not in callee_keys]
+        ordered = before + [target.symbol] + after
+        names = [s.qualified_name for s in ordered]
+        from ..inference.grammar import choice_grammar, parse_choice
+
+        completion = self.call_model(
+            State.PLAN, "confirm plan",
+            prompts.plan_sections(self.description, names, target.qualified_name),
+            temperature=self.config.generation.temperature_classify, max_tokens=2,
+            grammar=choice_grammar(["A", "B"]))[0]
+        try:
+            choice = parse_choice(completion.text, ["A", "B"])
+        except ValueError:
+            choice = "A"
+        if choice == "B":
+            return "planned", f"Single-function edit: {target.qualified_name} (model chose B)"
+        self.steps = [target if s is target.symbol else self._target(s) for s in ordered]
+        return "planned", f"Plan: {' -> '.join(names)} ({len(names)} single-function edits)"
+
+    # --- GENERATE --------------------------------------------------------------------------
+
+    def _retrieved(self, target: FunctionTarget | NewCode, budget: int) -> str:
+        key = f"{target.path}:{getattr(target, 'qualified_name', '')}:{budget}"
+        if key in self.context_cache:
+            return self.context_cache[key]
+        providers = list(getattr(self.engine, "context_providers", None) or [])
+        if not any(getattr(p, "name", "") == "index" for p in providers):
+            providers.insert(0, IndexContextProvider(self.engine.index, self.engine.workspace))
+        query = ContextQuery(self.description, target.path, getattr(target, "symbol", None),
+                             target.file_text, self.intent, tuple(self.attempt.feedback))
+        snippets = gather(providers, query)
+        exclude = target.file_text
+        text, _ = select(snippets, "code", budget, self.count, exclude_text=exclude)
+        few_shot, _ = select(snippets, "few_shot", budget, self.count)
+        docs, _ = select(snippets, "docs", budget, self.count)
+        self.context_cache[key] = text
+        self.context_cache[key + ":few_shot"] = few_shot
+        self.context_cache[key + ":docs"] = docs
+        return text
+
+    def _summary(self) -> str:
+        summary = getattr(self.engine, "session_summary", None)
+        return summary.render() if summary is not None else ""
+
+    def generate(self) -> tuple[str, str]:
+        if self.intent == "explain":
+            return self._explain()
+        gen = self.config.generation
+        n = gen.candidates
+        seed = 1000 * self.step + 100 * self.attempt.number
+        feedback = self.attempt.feedback or (self.initial_feedback if self.attempt.number == 0
+                                             else [])
+        if self.new_code is not None:
+            return self._generate_new_code(n, seed, feedback)
+        target = self.steps[self.step]
+        left = max(0, self.budget.pools["code"] - self.count(target.prefix))
+        code = self._retrieved(target, left)
+        key = f"{target.path}:{target.qualified_name}:{left}"
+        sections = prompts.body_sections(
+            prefix=target.prefix, body_indent=target.body_indent,
+            instruction=self.description, feedback=feedback, code=code,
+            few_shot=self.context_cache.get(key + ":few_shot", ""),
+            docs=self.context_cache.get(key + ":docs", ""), summary=self._summary(),
+            current="" if target.is_stub or not target.old_body.strip() else target.function_text)
+        completions = self.call_model(
+            State.GENERATE, f"body of {target.qualified_name} (attempt {self.attempt.number})",
+            sections, n=n, temperature=gen.temperature, max_tokens=gen.max_tokens,
+            stop_rule=BodyStop(target.def_indent), seed=seed, greedy_first=True)
+        self.attempt.candidates = []
+        seen: set[str] = set()
+        for completion in completions:
+            body = trim_body(completion.text, target.def_indent, target.body_indent)
+            if not body or body in seen:
+                continue
+            seen.add(body)
+            self.attempt.candidates.append(Candidate(
+                id=self.next_candidate_id, text=body, file_text=target.assemble(body),
+                attempt=self.attempt.number, seed=getattr(completion, "seed", None),
+                tokens=int(getattr(completion, "completion_tokens", 0) or 0)))
+            self.next_candidate_id += 1
+        self.result.candidates.extend(self.attempt.candidates)
+        if not self.attempt.candidates:
+            return "no_candidates", f"No usable candidate among {len(completions)} samples"
+        retry = f" (retry {self.attempt.number}, feedback: {len(feedback)} lines)" \
+            if self.attempt.number else ""
+        return "candidates", (f"Producing {n} candidates for {target.qualified_name}... "
+                              f"{len(self.attempt.candidates)} distinct{retry}")
+
+    def _generate_new_code(self, n: int, seed: int, feedback: list[str]) -> tuple[str, str]:
+        spot = self.new_code
+        assert spot is not None
+        lines = spot.file_text.splitlines(keepends=True)
+        prefix = "".join(lines[: spot.line])
+        if prefix and not prefix.endswith("\n"):
+            prefix += "\n"
+        code = self._retrieved(spot, max(0, self.budget.pools["code"] - self.count(prefix)))
+        sections = prompts.new_code_sections(prefix=prefix, instruction=self.description,
+                                             feedback=feedback, code=code,
+                                             summary=self._summary())
+        completions = self.call_model(
+            State.GENERATE, f"new code at {spot.location()} (attempt {self.attempt.number})",
+            sections, n=n, temperature=self.config.generation.temperature,
+            max_tokens=self.config.generation.max_tokens, stop=["\nif __name__"], seed=seed,
+            greedy_first=True)
+        self.attempt.candidates = []
+        seen: set[str] = set()
+        suffix = "".join(lines[spot.line:])
+        for completion in completions:
+            code_text = trim_new_code(completion.text)
+            if not code_text or code_text in seen:
+                continue
+            seen.add(code_text)
+            glue = "\n" if suffix.strip() else ""
+            self.attempt.candidates.append(Candidate(
+                id=self.next_candidate_id, text=code_text,
+                file_text=prefix + code_text + glue + suffix, attempt=self.attempt.number,
+                seed=getattr(completion, "seed", None)))
+            self.next_candidate_id += 1
+        self.result.candidates.extend(self.attempt.candidates)
+        if not self.attempt.candidates:
+            return "no_candidates", f"No usable candidate among {len(completions)} samples"
+        return "candidates", f"Producing {n} candidates for new code at {spot.location()}..."
+
+    def _explain(self) -> tuple[str, str]:
+        target = self.steps[0]
+        left = max(0, self.budget.pools["code"] - self.count(target.function_text))
+        sections = prompts.explain_sections(function_text=target.function_text,
+                                            code=self._retrieved(target, left),
+                                            instruction=self.description)
+        completion = self.call_model(
+            State.GENERATE, f"explain {target.qualified_name}", sections,
+            temperature=self.config.generation.temperature_classify, max_tokens=120,
+            stop=["\n\n", "\ndef ", "\nclass "])[0]
+        lines = [line.strip().lstrip("#").strip() for line in completion.text.splitlines()]
+        text = " ".join(line for line in lines if line)
+        self.result.explanation = text or "(the model gave no explanation)"
+        return "explained", f"Explained {target.qualified_name}"
+
+    # --- VERIFY ----------------------------------------------------------------------------
+
+    def _request(self, path: str, original: str, symbol: str | None, description: str) -> Any:
+        from ..verify import VerifyRequest
+
+        test_refs: list[Any] = []
+        docstring = ""
+        target = self.steps[self.step] if self.steps and self.new_code is None else None
+        if target is not None and target.symbol is not None:
+            try:
+                test_refs = list(self.engine.index.tests_of(target.symbol) or [])
+            except Exception as exc:
+                log.info("tests of %s unavailable: %s", target.qualified_name, exc)
+            docstring = getattr(target.symbol, "docstring", "") or ""
+        values = {
+            "path": path, "target": path, "target_path": path, "original": original,
+            "original_text": original, "symbol": symbol, "task": description,
+            "description": description, "task_description": description,
+            "test_refs": test_refs, "tests": test_refs, "doctest_source": docstring,
+            "doctest": docstring, "docstring": docstring, "language": "python",
+        }
+        import dataclasses
+        import inspect
+
+        if dataclasses.is_dataclass(VerifyRequest):
+            names = [f.name for f in dataclasses.fields(VerifyRequest)]
+        else:
+            names = list(inspect.signature(VerifyRequest).parameters)
+        return VerifyRequest(**{name: values[name] for name in names if name in values})
+
+    def _description(self, name: str) -> str:
+        if self.intent == "fix" and self.task.diagnostics:
+            return "fix: " + "; ".join(self.task.diagnostics)
+        return self.description or f"implement {name} as its docstring says"
+
+    def verify(self) -> tuple[str, str]:
+        gate = self.engine.gate
+        if self.new_code is not None:
+            path, original = self.new_code.path, self.working[self.new_code.path]
+            name = None
+        else:
+            target = self.steps[self.step]
+            path, original, name = target.path, self.working[target.path], target.qualified_name
+        request = self._request(path, original, name, self._description(name or "new code"))
+        attempt_best: tuple[tuple[int, ...], Verdict] | None = None
+        winner: Candidate | None = None
+        for candidate in self.attempt.candidates:
+            self.cancel.raise_if_cancelled()
+            verdict = self.attempt.verified_bodies.get(candidate.text)
+            if verdict is None:
+                verdict = gate.verify(request, candidate, self.cancel)
+                verdict.candidate_id = candidate.id
+                self.attempt.verified_bodies[candidate.text] = verdict
+            self.result.verdicts.append(verdict)
+            key = verdict.rank_key() + (-len(candidate.text),)
+            if verdict.passed:
+                self.emit(State.VERIFY, f"Candidate {candidate.id} passes ({verdict.summary()})",
+                          candidate=candidate.id, passed=True)
+                winner = candidate
+                self.best = (key, verdict, candidate)
+                break
+            first = verdict.feedback[0] if verdict.feedback else "failed"
+            self.emit(State.VERIFY, f"Candidate {candidate.id} fails ({verdict.summary()}): "
+                                    f"{shorten(first, 120)}", candidate=candidate.id, passed=False)
+            if attempt_best is None or key > attempt_best[0]:
+                attempt_best = (key, verdict)
+            if self.best is None or key > self.best[0]:
+                self.best = (key, verdict, candidate)
+        if winner is not None:
+            return self._accept(winner)
+        self.attempt.feedback = digest_feedback(attempt_best[1].feedback if attempt_best else
+                                                ["EMPTY: the model wrote no function body"])
+        if self.attempt.number >= self.config.generation.max_retries:
+            return "exhausted", (f"No candidate passed after {self.attempt.number + 1} attempts")
+        self.attempt = Attempt(number=self.attempt.number + 1, feedback=self.attempt.feedback,
+                               verified_bodies=self.attempt.verified_bodies)
+        return "retry", (f"No candidate passed; retry {self.attempt.number} of "
+                         f"{self.config.generation.max_retries} with "
+                         f"{len(self.attempt.feedback)} feedback lines")
+
+    def _accept(self, winner: Candidate) -> tuple[str, str]:
+        if self.new_code is not None:
+            self.working[self.new_code.path] = winner.file_text
+            return "passed", f"Candidate {winner.id} verified"
+        target = self.steps[self.step]
+        body_lines = len(winner.text.splitlines())
+        updated = target.with_text(winner.file_text, body_lines)
+        self.working[target.path] = winner.file_text
+        delta = updated.body_end - target.body_end
+        for i in range(self.step + 1, len(self.steps)):
+            other = self.steps[i]
+            if other.path != target.path:
+                continue
+            shift = delta if other.start_line >= target.body_end else 0
+            self.steps[i] = replace(other, file_text=winner.file_text,
+                                    start_line=other.start_line + shift,
+                                    header_end=other.header_end + shift,
+                                    body_end=other.body_end + shift)
+        self.result.stats.setdefault("steps_done", []).append(target.qualified_name)
+        if self.step + 1 < len(self.steps):
+            self.step += 1
+            self.attempt = Attempt()
+            return "next_step", (f"{target.qualified_name} verified; next: "
+                                 f"{self.steps[self.step].qualified_name}")
+        return "passed", f"Candidate {winner.id} verified"
+
+    # --- COMPLETE / FAILED -----------------------------------------------------------------
+
+    def complete(self) -> None:
+        if self.intent == "explain":
+            self.result.status = "explained"
+            self.result.message = self.result.explanation
+            return
+        for path, (before, version) in self.originals.items():
+            after = self.working.get(path, before)
+            if after != before:
+                self.result.patches.append(Patch(path, before, after, version))
+        self.result.status = "verified"
+        changed = ", ".join(p.path for p in self.result.patches)
+        self.result.message = f"Verified change to {changed}"
+
+    def fail(self) -> None:
+        if self.best is not None:
+            _, verdict, candidate = self.best
+            lines = digest_feedback(verdict.feedback, limit=3)
+            summary = f"best candidate {candidate.id} ({verdict.summary()})"
+            if lines:
+                summary += ": " + " | ".join(lines)
+            self.result.status = "no_candidate"
+            self.result.message = f"No verified candidate; {summary}"
+        elif self.result.status != "error":
+            self.result.status = "no_candidate"
+            self.result.message = self.result.message or "No verified candidate"
+        self.result.patches = []
+
+
+def trim_new_code(text: str) -> str:
+    """The first top-level definition (or block) of generated new code."""
+    lines = text.splitlines()
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    out: list[str] = []
+    seen_body = False
+    for line in lines:
+        if line.strip() and not line[0].isspace():
+            if seen_body:
+                break
+            if out and not out[-1].lstrip().startswith("@") and not line.startswith(("def ", "class ", "async ")):
+                break
+        elif line.strip():
+            seen_body = True
+        out.append(line)
+    while out and not out[-1].strip():
+        out.pop()
+    if not seen_body:
+        return ""
+    return "\n".join(out) + "\n"
+
+
+HANDLERS: dict[State, Callable[[PipelineRun], tuple[str, str]]] = {
+    State.UNDERSTAND: PipelineRun.understand,
+    State.LOCATE: PipelineRun.locate,
+    State.PLAN: PipelineRun.plan,
+    State.GENERATE: PipelineRun.generate,
+    State.VERIFY: PipelineRun.verify,
+}
+
+
+def run_task(engine: Any, task: Task, *, cancel: CancelToken | None = None,
+             on_event: EventSink | None = None) -> Result:
+    """Drive `task` through the transition table; always returns a Result (never raises for a
+    bad task: status "error" with a message)."""
+    cancel = cancel or CancelToken()
+    run = PipelineRun(engine, task, cancel, on_event)
+    state = State.UNDERSTAND
+    started = time.monotonic()
+    timings: dict[str, float] = {}
+    while state not in TERMINAL:
+        t0 = time.monotonic()
+        try:
+            cancel.raise_if_cancelled()
+            outcome, message = HANDLERS[state](run)
+        except Cancelled:
+            outcome, message = "cancelled", f"Cancelled during {state.value}"
+        except (PipelineError, FileNotFoundError, ValueError) as exc:
+            run.result.status = "error"
+            run.result.message = str(exc)
+            run.emit(state, f"Error: {exc}", outcome="error", next=State.FAILED.value)
+            state = State.FAILED
+            break
+        finally:
+            timings[state.value] = timings.get(state.value, 0.0) + time.monotonic() - t0
+        following = next_state(state, outcome)
+        run.emit(state, message, outcome=outcome, next=following.value)
+        state = following
+    if state is State.COMPLETE:
+        run.complete()
+        if run.result.patches:
+            run.emit(State.COMPLETE, f"{len(run.result.patches)} verified patch(es)")
+        else:
+            run.emit(State.COMPLETE, run.result.message or "Done")
+    elif state is State.CANCELLED:
+        run.result.status = "cancelled"
+        run.result.patches = []
+        run.result.message = cancel.reason or "cancelled"
+    elif state is State.FAILED and run.result.status != "error":
+        run.fail()
+        run.emit(State.FAILED, run.result.message)
+    timings["total"] = time.monotonic() - started
+    run.result.timings = {k: round(v, 3) for k, v in timings.items()}
+    run.result.stats.update({
+        "intent": run.intent,
+        "attempts": run.attempt.number + 1,
+        "candidates": len(run.result.candidates),
+        "model_calls": len(run.result.model_calls),
+        "steps": [s.qualified_name for s in run.steps],
+    })
+    summary = getattr(engine, "session_summary", None)
+    if summary is not None:
+        summary.record_result(task.instruction or (task.symbol or ""), run.result)
+    return run.result
