@@ -188,6 +188,9 @@ class Session:
         """Index, then read tasks until Ctrl-D / end of input / /quit. Returns the exit status."""
         ui.say(self.console, f"project {self.engine.root}  (type /help for commands, "
                              "Ctrl-D to leave)")
+        if not getattr(self.engine.workspace, "trusted", True):
+            ui.say(self.console, "untrusted project: no project code runs; verification is "
+                                 "parse-only", "yellow")
         self.update_index()
         while True:
             try:
@@ -297,8 +300,11 @@ class Session:
                 token.cancel("cancelled by Ctrl-C")
                 if interrupts == 1:
                     ui.say(self.console, "cancelling...", "yellow")
+                elif interrupts == 2:
+                    ui.say(self.console, "still stopping the running step; Ctrl-C once more "
+                                         "leaves localcode", "yellow")
                 else:
-                    ui.say(self.console, "still stopping the running step, one moment", "yellow")
+                    raise  # the step does not stop: leave the session (exit status 130)
         worker.join()
         if token.cancelled and "result" in box and box["result"].status != "cancelled":
             # the pipeline finished its last step anyway; the user asked to drop it
