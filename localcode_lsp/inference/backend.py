@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from ..cancel import CancelToken
 
@@ -36,6 +37,21 @@ class Completion:
     completion_tokens: int = 0
     seconds: float = 0.0
     seed: int | None = None
+    truncated: bool = False  # the prompt was cut from the left to fit the context window
+    grammar_incomplete: bool = False  # a grammar was given but max_tokens ran out first
+    votes: int = 1  # candidates(): how many samples produced this same text
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.completion_tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+class StopRule(Protocol):
+    """A streaming stop check on the generated text (see `inference.stops`)."""
+
+    def cut(self, text: str) -> int | None:
+        """Offset at which `text` must be cut because the structure closed, else None."""
+        ...
 
 
 @runtime_checkable
@@ -59,6 +75,7 @@ class Backend(Protocol):
         seed: int | None = None,
         grammar: str | None = None,
         cancel: CancelToken | None = None,
+        stop_rule: StopRule | None = None,
     ) -> Completion: ...
 
     def fim(
@@ -71,6 +88,7 @@ class Backend(Protocol):
         temperature: float = 0.0,
         seed: int | None = None,
         cancel: CancelToken | None = None,
+        stop_rule: StopRule | None = None,
     ) -> Completion: ...
 
     def candidates(
@@ -83,4 +101,6 @@ class Backend(Protocol):
         temperature: float = 0.6,
         grammar: str | None = None,
         cancel: CancelToken | None = None,
+        stop_rule: StopRule | None = None,
+        seed: int = 0,
     ) -> list[Completion]: ...

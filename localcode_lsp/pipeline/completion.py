@@ -1,0 +1,205 @@
+"""Inline completion at a cursor: the COMPLETE state, shared by the server and `localcode complete`.
+
+Prompt order is stable-first so llama.cpp's prefix reuse keeps working while the user types:
+extra context sections (from the index, when a caller passes them), then the document's head
+(the import block), then the document from a line boundary that only moves in steps of
+`TAIL_STEP_LINES` lines, up to the cursor. The suffix after the cursor goes to the backend's FIM
+template (or, for a model without FIM tokens, steers where generation stops).
+
+Multi-line when the cursor starts an empty block body (the line after `def f():`, `if x:`, or a
+`{`), single-line otherwise. A suggestion that merely repeats the text after the cursor is
+dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ..cancel import CancelToken
+from ..inference.stops import C_FAMILY, stop_rule_for
+
+TAIL_STEP_LINES = 32
+HEAD_MAX_LINES = 40
+SUFFIX_MAX_LINES = 40
+SINGLE_LINE_MAX_TOKENS = 48
+MULTI_LINE_MAX_TOKENS = 192
+
+LANGUAGES = {".py": "python", ".pyi": "python", ".c": "c", ".h": "c", ".cc": "cpp",
+             ".cpp": "cpp", ".hpp": "cpp", ".java": "java", ".js": "javascript",
+             ".jsx": "javascript", ".ts": "typescript", ".tsx": "typescript", ".rs": "rust",
+             ".go": "go", ".cs": "csharp", ".kt": "kotlin", ".swift": "swift", ".php": "php",
+             ".scala": "scala", ".dart": "dart", ".lua": "lua", ".rb": "ruby"}
+
+
+@dataclass(frozen=True)
+class ContextSection:
+    """Extra prompt context (e.g. signatures from the index), placed before the document."""
+
+    title: str
+    text: str
+
+
+@dataclass
+class CompletionResult:
+    """What an inline completion returns to a front end."""
+
+    text: str
+    prompt_tokens: int = 0
+    evaluated_tokens: int = 0
+    milliseconds: float = 0.0
+    multiline: bool = False
+    finish_reason: str = "stop"
+    truncated: bool = False
+    dropped: str = ""  # why a generated suggestion was discarded ("" = kept)
+    path: str = ""
+    line: int = 0  # zero-based
+    column: int = 0  # zero-based, code points
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "prompt_tokens": self.prompt_tokens,
+                "evaluated_tokens": self.evaluated_tokens, "ms": round(self.milliseconds, 1),
+                "multiline": self.multiline, "finish_reason": self.finish_reason,
+                "truncated": self.truncated, "dropped": self.dropped, "path": self.path,
+                "line": self.line, "column": self.column}
+
+
+def language_of(path: str) -> str:
+    return LANGUAGES.get(PurePosixPath(path).suffix.lower(), "")
+
+
+def split_at(text: str, line: int, column: int) -> tuple[str, str]:
+    """(prefix, suffix) at a zero-based position; positions past the end clamp to it."""
+    lines = text.splitlines(keepends=True)
+    if line < 0 or column < 0:
+        raise ValueError(f"negative position {line}:{column}")
+    if line >= len(lines):
+        if line == len(lines) and (not lines or lines[-1].endswith(("\n", "\r"))):
+            return text, ""
+        raise ValueError(f"line {line} is past the end of the document ({len(lines)} lines)")
+    content = lines[line].rstrip("\r\n")
+    if column > len(content):
+        raise ValueError(f"column {column} is past the end of line {line} ({len(content)} chars)")
+    offset = sum(len(x) for x in lines[:line]) + column
+    return text[:offset], text[offset:]
+
+
+def starts_block_body(prefix: str, suffix: str, language: str) -> bool:
+    """True when the cursor sits on an empty line that opens a block body."""
+    current = prefix.rsplit("\n", 1)[-1]
+    rest_of_line = suffix.split("\n", 1)[0]
+    if current.strip() or rest_of_line.strip():
+        return False
+    for previous in reversed(prefix.split("\n")[:-1]):
+        stripped = previous.split("#", 1)[0].strip() if language == "python" else previous.strip()
+        if not stripped:
+            continue
+        if language == "python":
+            return stripped.endswith(":")
+        if language in C_FAMILY:
+            return stripped.endswith("{")
+        return False
+    return False
+
+
+def build_prefix_prompt(prefix: str, sections: Sequence[ContextSection], count_tokens,
+                        budget: int) -> tuple[str, bool]:
+    """Stable-first prompt text ending exactly at the cursor; (text, truncated)."""
+    header = "".join(f"{_comment(s.title)}\n{s.text.rstrip()}\n\n" for s in sections if s.text)
+    if count_tokens(header + prefix) <= budget:
+        return header + prefix, False
+    lines = prefix.splitlines(keepends=True)
+    head_end = _head_lines(lines)
+    head = "".join(lines[:head_end])
+    room = budget - count_tokens(header + head)
+    # the tail starts on a multiple of TAIL_STEP_LINES so it stays put while the user types
+    start = max(head_end, len(lines) - 1)
+    start -= start % TAIL_STEP_LINES
+    start = max(start, head_end)
+    while start > head_end:
+        candidate = max(head_end, start - TAIL_STEP_LINES)
+        if count_tokens("".join(lines[candidate:])) > room:
+            break
+        start = candidate
+    tail = "".join(lines[start:])
+    while count_tokens(tail) > room and "\n" in tail[:-1]:  # the cursor line block alone is big
+        tail = tail[tail.index("\n") + 1:]
+    return header + head + tail, True
+
+
+def _comment(title: str) -> str:
+    return f"# {title}"
+
+
+def _head_lines(lines: list[str]) -> int:
+    """The file head: leading comments, docstring and import lines (at most HEAD_MAX_LINES)."""
+    end = 0
+    for index, line in enumerate(lines[:HEAD_MAX_LINES]):
+        stripped = line.strip()
+        if (not stripped or stripped.startswith(("#", "import ", "from ", "//", "#include",
+                                                 "use ", "package ", '"""', "'''"))):
+            end = index + 1
+            continue
+        break
+    return end
+
+
+def complete_at(engine: Any, path_or_uri: str | Path, line: int, column: int, *,
+                cancel: CancelToken | None = None,
+                extra_context: Sequence[ContextSection] = ()) -> CompletionResult:
+    """One completion at a zero-based (line, column) of the document as the user sees it."""
+    started = time.monotonic()
+    path = engine.workspace.relative(path_or_uri)
+    text = engine.workspace.read_text(path_or_uri)
+    prefix, suffix = split_at(text, line, column)
+    language = language_of(path)
+    multiline = starts_block_body(prefix, suffix, language)
+    backend = engine.backend
+    config = engine.config
+    budget = max(256, config.context.code_budget + config.context.task_budget)
+    prompt, truncated = build_prefix_prompt(prefix, extra_context, backend.count_tokens, budget)
+    suffix_window = "".join(suffix.splitlines(keepends=True)[:SUFFIX_MAX_LINES])
+    if multiline:
+        rule = stop_rule_for(language, prefix)
+        completion = backend.fim(prompt, suffix_window, max_tokens=MULTI_LINE_MAX_TOKENS,
+                                 stop_rule=rule, cancel=cancel,
+                                 temperature=0.0, seed=0)
+        generated = rule.trim(completion.text) if rule is not None else completion.text
+        generated = generated.rstrip()
+    else:
+        completion = backend.fim(prompt, suffix_window, max_tokens=SINGLE_LINE_MAX_TOKENS,
+                                 stop=("\n",), cancel=cancel, temperature=0.0, seed=0)
+        generated = completion.text.split("\n", 1)[0].rstrip()
+    dropped = _why_drop(generated, suffix, completion.finish_reason)
+    return CompletionResult(
+        text="" if dropped else generated,
+        prompt_tokens=completion.prompt_tokens,
+        evaluated_tokens=completion.evaluated_tokens,
+        milliseconds=(time.monotonic() - started) * 1000,
+        multiline=multiline,
+        finish_reason=completion.finish_reason,
+        truncated=truncated or completion.truncated,
+        dropped=dropped,
+        path=path,
+        line=line,
+        column=column,
+    )
+
+
+def _why_drop(generated: str, suffix: str, finish_reason: str) -> str:
+    if finish_reason == "cancelled":
+        return "cancelled"
+    if not generated.strip():
+        return "empty"
+    rest_of_line = suffix.split("\n", 1)[0].strip()
+    if rest_of_line and rest_of_line.startswith(generated.strip()):
+        return "repeats the text after the cursor"
+    following = [x.strip() for x in suffix.splitlines() if x.strip()][:3]
+    first = generated.strip().splitlines()[0].strip()
+    if following and first == following[0]:
+        return "repeats the next line"
+    return ""
