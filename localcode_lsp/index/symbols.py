@@ -1,0 +1,546 @@
+"""Symbols, imports and call references derived from tree-sitter trees; incremental re-parse.
+
+Python is first-class; JavaScript/TypeScript get symbols, imports and calls; every other language
+in the pack only parses (syntax checks). Lines are 0-based, byte offsets refer to the UTF-8 text.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from .languages import ParserCache
+
+FUNCTION, METHOD, CLASS = "function", "method", "class"
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """A function, method or class definition.
+
+    `start_*` is the `def`/`class`/`function` line itself; `decorated_start_*` includes the
+    decorators (equal to `start_*` without any). `indent` is the leading whitespace of the
+    definition line. `body_start_*` is where the body block begins (its first statement).
+    """
+
+    name: str
+    qualified_name: str  # "Class.method" inside its file
+    kind: str  # "function" | "method" | "class"
+    path: str
+    start_line: int
+    end_line: int
+    start_byte: int
+    end_byte: int
+    signature: str
+    docstring: str
+    body_start_line: int
+    body_start_byte: int
+    indent: str
+    parent: str | None
+    is_stub: bool
+    decorated_start_line: int = -1
+    decorated_start_byte: int = -1
+    language: str = "python"
+
+    def shifted(self, byte_delta: int, line_delta: int) -> Symbol:
+        """The same symbol moved by an edit that happened entirely before it."""
+        return replace(
+            self,
+            start_line=self.start_line + line_delta,
+            end_line=self.end_line + line_delta,
+            start_byte=self.start_byte + byte_delta,
+            end_byte=self.end_byte + byte_delta,
+            body_start_line=self.body_start_line + line_delta,
+            body_start_byte=self.body_start_byte + byte_delta,
+            decorated_start_line=self.decorated_start_line + line_delta,
+            decorated_start_byte=self.decorated_start_byte + byte_delta,
+        )
+
+    def contains(self, byte_offset: int) -> bool:
+        return self.decorated_start_byte <= byte_offset <= self.end_byte
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Import:
+    """One name bound by an import statement.
+
+    `import a.b` -> module "a.b", name None, bound "a"; `from .m import x as y` -> module "m",
+    level 1, name "x", bound "y"; JS `import {a as b} from './x'` -> module "./x", name "a".
+    """
+
+    module: str
+    name: str | None
+    bound: str
+    line: int
+    level: int = 0
+
+
+@dataclass(frozen=True)
+class CallRef:
+    """A call (or, in test files, a bare name reference) at a byte offset."""
+
+    name: str
+    qualifier: str | None  # "self", "mod", "obj" for `x.name(...)`; None for a bare call
+    byte: int
+    line: int
+
+
+@dataclass
+class FileFacts:
+    """Everything the dependency graph needs from one file (serializable for the AST cache)."""
+
+    imports: list[Import] = field(default_factory=list)
+    calls: list[CallRef] = field(default_factory=list)
+    names: list[CallRef] = field(default_factory=list)  # identifier references (test files)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "imports": [list(asdict(i).values()) for i in self.imports],
+            "calls": [list(asdict(c).values()) for c in self.calls],
+            "names": [list(asdict(c).values()) for c in self.names],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FileFacts:
+        return cls(
+            imports=[Import(*row) for row in data.get("imports", [])],
+            calls=[CallRef(*row) for row in data.get("calls", [])],
+            names=[CallRef(*row) for row in data.get("names", [])],
+        )
+
+
+# --- queries -------------------------------------------------------------------------------
+
+_DEF_QUERIES = {
+    "python": "[(function_definition) (class_definition)] @def",
+    "javascript": """[
+        (function_declaration) (generator_function_declaration) (class_declaration)
+        (method_definition)
+        (variable_declarator name: (identifier) value: [(arrow_function) (function_expression)])
+    ] @def""",
+}
+_DEF_QUERIES["typescript"] = _DEF_QUERIES["javascript"].replace(
+    "(class_declaration)", "(class_declaration) (abstract_class_declaration)")
+_DEF_QUERIES["tsx"] = _DEF_QUERIES["typescript"]
+
+_CALL_QUERIES = {
+    "python": "(call function: (_) @fn)",
+    "javascript": "[(call_expression function: (_) @fn) (new_expression constructor: (_) @fn)]",
+}
+_CALL_QUERIES["typescript"] = _CALL_QUERIES["tsx"] = _CALL_QUERIES["javascript"]
+
+_PY_CLASS_TYPES = frozenset({"class_definition"})
+_JS_CLASS_TYPES = frozenset({"class_declaration", "abstract_class_declaration", "class"})
+_JS_FUNCTION_VALUES = frozenset({"arrow_function", "function_expression"})
+
+
+class Queries:
+    """Compiled tree-sitter queries per language (compiled once per CodeIndex)."""
+
+    def __init__(self, parsers: ParserCache) -> None:
+        self._parsers = parsers
+        self._compiled: dict[tuple[str, str], Any] = {}
+
+    def get(self, kind: str, language: str) -> Any:
+        key = (kind, language)
+        query = self._compiled.get(key)
+        if query is None:
+            from tree_sitter import Query
+
+            source = (_DEF_QUERIES if kind == "def" else _CALL_QUERIES)[language]
+            query = self._compiled[key] = Query(self._parsers.language(language), source)
+        return query
+
+    def captures(self, kind: str, language: str, node: Any, start: int | None = None,
+                 end: int | None = None) -> list[Any]:
+        from tree_sitter import QueryCursor
+
+        cursor = QueryCursor(self.get(kind, language))
+        if start is not None and end is not None:
+            cursor.set_byte_range(start, end)
+        found = cursor.captures(node)
+        nodes: list[Any] = [n for nodes in found.values() for n in nodes]
+        nodes.sort(key=lambda n: (n.start_byte, -n.end_byte))
+        return nodes
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+def _text(source: bytes, node: Any) -> str:
+    return source[node.start_byte:node.end_byte].decode("utf-8", errors="replace")
+
+
+def _leading_whitespace(source: bytes, node: Any) -> str:
+    line_start = node.start_byte - node.start_point.column
+    line_end = source.find(b"\n", line_start)
+    line = source[line_start:line_end if line_end >= 0 else len(source)]
+    stripped = line.lstrip(b" \t")
+    return line[: len(line) - len(stripped)].decode("utf-8", errors="replace")
+
+
+def _python_string_value(text: str) -> str:
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        value = text.strip("rbuRBUfF").strip("\"'")
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    return inspect.cleandoc(str(value))
+
+
+def _python_docstring(source: bytes, body: Any) -> str:
+    for child in body.named_children:
+        if child.type == "comment":
+            continue
+        if child.type == "expression_statement" and child.named_child_count == 1:
+            child = child.named_children[0]  # older grammars wrap expressions in a statement
+        if child.type in ("string", "concatenated_string"):
+            return _python_string_value(_text(source, child))
+        return ""
+    return ""
+
+
+def _python_is_stub(source: bytes, body: Any) -> bool:
+    statements = [c for c in body.named_children if c.type != "comment"]
+    if not statements:
+        return False
+    for statement in statements:
+        if statement.type == "pass_statement":
+            continue
+        inner = statement
+        if statement.type == "expression_statement" and statement.named_child_count == 1:
+            inner = statement.named_children[0]
+        if inner.type in ("string", "ellipsis", "concatenated_string"):
+            continue
+        if statement.type == "raise_statement" and "NotImplementedError" in _text(source, statement):
+            continue
+        return False
+    return True
+
+
+def _js_docstring(source: bytes, node: Any) -> str:
+    anchor = node
+    while anchor.parent is not None and anchor.parent.type in ("export_statement",):
+        anchor = anchor.parent
+    previous = anchor.prev_sibling
+    if previous is None or previous.type != "comment":
+        return ""
+    if previous.end_point.row + 1 < anchor.start_point.row:
+        return ""
+    text = _text(source, previous)
+    if text.startswith("/*"):
+        lines = text[2:-2].splitlines()
+        cleaned = [line.strip().lstrip("*").strip() for line in lines]
+        return "\n".join(line for line in cleaned if line).strip()
+    return text.lstrip("/").strip()
+
+
+def _js_is_stub(source: bytes, body: Any) -> bool:
+    if body is None or body.type != "statement_block":
+        return False
+    statements = [c for c in body.named_children if c.type != "comment"]
+    if not statements:
+        return True
+    return len(statements) == 1 and statements[0].type == "throw_statement"
+
+
+# --- symbol derivation ---------------------------------------------------------------------
+
+@dataclass
+class _Def:
+    """A captured definition node with the node that spans it and its body."""
+
+    node: Any  # the node whose range is the symbol (def / declaration)
+    name_node: Any
+    body: Any
+    scope_ids: tuple[int, ...]  # node ids that identify this scope for nested definitions
+    kind_hint: str  # "class" or "function"
+
+
+def _python_def(node: Any) -> _Def | None:
+    name = node.child_by_field_name("name")
+    body = node.child_by_field_name("body")
+    if name is None or body is None:
+        return None
+    kind = CLASS if node.type in _PY_CLASS_TYPES else FUNCTION
+    return _Def(node, name, body, (node.id,), kind)
+
+
+def _js_def(node: Any) -> _Def | None:
+    if node.type == "variable_declarator":
+        value = node.child_by_field_name("value")
+        name = node.child_by_field_name("name")
+        if value is None or name is None or value.type not in _JS_FUNCTION_VALUES:
+            return None
+        outer = node
+        parent = node.parent
+        if parent is not None and parent.type in ("lexical_declaration", "variable_declaration") \
+                and parent.named_child_count == 1:
+            outer = parent
+        return _Def(outer, name, value.child_by_field_name("body"),
+                    (node.id, value.id, outer.id), FUNCTION)
+    name = node.child_by_field_name("name")
+    body = node.child_by_field_name("body")
+    if name is None:
+        return None
+    kind = CLASS if node.type in _JS_CLASS_TYPES else FUNCTION
+    return _Def(node, name, body, (node.id,), kind)
+
+
+def top_level_ancestor(node: Any) -> Any:
+    """The child of the root node that contains `node`."""
+    current = node
+    while current.parent is not None and current.parent.parent is not None:
+        current = current.parent
+    return current
+
+
+def derive_symbols(tree: Any, source: bytes, language: str, path: str, queries: Queries,
+                   spans: list[tuple[int, int]] | None = None) -> list[tuple[tuple[int, int], Symbol]]:
+    """Symbols of the file, each with the (start, end) bytes of its top-level node.
+
+    With `spans`, only definitions inside those top-level node spans are derived.
+    """
+    if language not in _DEF_QUERIES:
+        return []
+    is_python = language == "python"
+    make_def = _python_def if is_python else _js_def
+    root = tree.root_node
+    if spans is not None:
+        nodes = []
+        for start, end in spans:
+            nodes.extend(queries.captures("def", language, root, start, end))
+        nodes.sort(key=lambda n: (n.start_byte, -n.end_byte))
+    else:
+        nodes = queries.captures("def", language, root)
+    wanted = set(spans or ())
+    seen: set[int] = set()
+    scopes: dict[int, tuple[str, str]] = {}  # node id -> (qualified name, kind)
+    result: list[tuple[tuple[int, int], Symbol]] = []
+    for captured in nodes:
+        if captured.id in seen:
+            continue
+        seen.add(captured.id)
+        definition = make_def(captured)
+        if definition is None:
+            continue
+        node = definition.node
+        top = top_level_ancestor(node)
+        top_span = (top.start_byte, top.end_byte)
+        if spans is not None and top_span not in wanted:
+            continue
+        parent_name: str | None = None
+        parent_kind = ""
+        ancestor = node.parent
+        while ancestor is not None:
+            found = scopes.get(ancestor.id)
+            if found is not None:
+                parent_name, parent_kind = found
+                break
+            ancestor = ancestor.parent
+        name = _text(source, definition.name_node)
+        qualified = f"{parent_name}.{name}" if parent_name else name
+        if definition.kind_hint == CLASS:
+            kind = CLASS
+        elif parent_kind == CLASS:
+            kind = METHOD
+        else:
+            kind = FUNCTION
+        for scope_id in definition.scope_ids:
+            scopes[scope_id] = (qualified, kind)
+        decorated = node
+        if is_python and node.parent is not None and node.parent.type == "decorated_definition":
+            decorated = node.parent
+        body = definition.body
+        if body is not None:
+            body_start_byte, body_start_line = body.start_byte, body.start_point.row
+            header_end = body.start_byte
+            if is_python:
+                for child in node.children:
+                    if child.type == ":" and child.end_byte <= body.start_byte:
+                        header_end = child.end_byte
+            signature = source[node.start_byte:header_end].decode("utf-8", "replace").rstrip()
+            if not is_python and signature.endswith("=>"):
+                signature = signature[:-2].rstrip()
+        else:
+            body_start_byte, body_start_line = node.end_byte, node.end_point.row
+            signature = _text(source, node).split("\n", 1)[0]
+        if is_python:
+            docstring = _python_docstring(source, body) if body is not None else ""
+            is_stub = _python_is_stub(source, body) if body is not None else False
+        else:
+            docstring = _js_docstring(source, node)
+            is_stub = _js_is_stub(source, body)
+        symbol = Symbol(
+            name=name,
+            qualified_name=qualified,
+            kind=kind,
+            path=path,
+            start_line=node.start_point.row,
+            end_line=node.end_point.row,
+            start_byte=node.start_byte,
+            end_byte=node.end_byte,
+            signature=signature,
+            docstring=docstring,
+            body_start_line=body_start_line,
+            body_start_byte=body_start_byte,
+            indent=_leading_whitespace(source, node),
+            parent=parent_name,
+            is_stub=is_stub,
+            decorated_start_line=decorated.start_point.row,
+            decorated_start_byte=decorated.start_byte,
+            language=language,
+        )
+        result.append((top_span, symbol))
+    return result
+
+
+# --- imports and calls ---------------------------------------------------------------------
+
+def _python_imports(root: Any, source: bytes) -> list[Import]:
+    imports: list[Import] = []
+    for statement in _import_statements(root, ("import_statement", "import_from_statement",
+                                                "future_import_statement")):
+        line = statement.start_point.row
+        if statement.type == "import_statement":
+            for child in statement.named_children:
+                if child.type == "dotted_name":
+                    module = _text(source, child)
+                    imports.append(Import(module, None, module.split(".")[0], line))
+                elif child.type == "aliased_import":
+                    module = _text(source, child.child_by_field_name("name"))
+                    alias = _text(source, child.child_by_field_name("alias"))
+                    imports.append(Import(module, None, alias, line))
+            continue
+        if statement.type == "future_import_statement":
+            continue
+        module_node = statement.child_by_field_name("module_name")
+        module_text = _text(source, module_node) if module_node is not None else ""
+        level = len(module_text) - len(module_text.lstrip("."))
+        module = module_text.lstrip(".")
+        names = statement.children_by_field_name("name")
+        if any(c.type == "wildcard_import" for c in statement.named_children):
+            imports.append(Import(module, "*", "*", line, level))
+        for child in names:
+            if child.type == "aliased_import":
+                name = _text(source, child.child_by_field_name("name"))
+                alias = _text(source, child.child_by_field_name("alias"))
+                imports.append(Import(module, name, alias, line, level))
+            else:
+                name = _text(source, child)
+                imports.append(Import(module, name, name.split(".")[-1], line, level))
+    return imports
+
+
+def _import_statements(root: Any, types: tuple[str, ...]) -> list[Any]:
+    """Import statements at module level or nested in if/try blocks (not inside functions)."""
+    found: list[Any] = []
+    stack = list(reversed(root.named_children))
+    while stack:
+        node = stack.pop()
+        if node.type in types:
+            found.append(node)
+        elif node.type in ("if_statement", "try_statement", "else_clause", "except_clause",
+                           "finally_clause", "block", "elif_clause", "with_statement",
+                           "export_statement"):
+            stack.extend(reversed(node.named_children))
+    return found
+
+
+def _js_string(source: bytes, node: Any) -> str:
+    return _text(source, node).strip("'\"`")
+
+
+def _js_imports(root: Any, source: bytes) -> list[Import]:
+    imports: list[Import] = []
+    for statement in _import_statements(root, ("import_statement", "lexical_declaration",
+                                                "variable_declaration")):
+        line = statement.start_point.row
+        if statement.type == "import_statement":
+            source_node = statement.child_by_field_name("source")
+            if source_node is None:
+                continue
+            module = _js_string(source, source_node)
+            clause = next((c for c in statement.named_children if c.type == "import_clause"), None)
+            if clause is None:
+                imports.append(Import(module, None, "", line))
+                continue
+            for part in clause.named_children:
+                if part.type == "identifier":
+                    imports.append(Import(module, "default", _text(source, part), line))
+                elif part.type == "namespace_import":
+                    ident = next((c for c in part.named_children if c.type == "identifier"), None)
+                    if ident is not None:
+                        imports.append(Import(module, "*", _text(source, ident), line))
+                elif part.type == "named_imports":
+                    for spec in part.named_children:
+                        if spec.type != "import_specifier":
+                            continue
+                        name = _text(source, spec.child_by_field_name("name"))
+                        alias_node = spec.child_by_field_name("alias")
+                        alias = _text(source, alias_node) if alias_node is not None else name
+                        imports.append(Import(module, name, alias, line))
+            continue
+        for declarator in statement.named_children:
+            if declarator.type != "variable_declarator":
+                continue
+            value = declarator.child_by_field_name("value")
+            name_node = declarator.child_by_field_name("name")
+            if value is None or value.type != "call_expression" or name_node is None:
+                continue
+            function = value.child_by_field_name("function")
+            arguments = value.child_by_field_name("arguments")
+            if function is None or _text(source, function) != "require" or arguments is None:
+                continue
+            strings = [a for a in arguments.named_children if a.type == "string"]
+            if strings:
+                imports.append(Import(_js_string(source, strings[0]), None,
+                                      _text(source, name_node), line))
+    return imports
+
+
+def derive_facts(tree: Any, source: bytes, language: str, queries: Queries, *,
+                 with_names: bool = False) -> FileFacts:
+    """Imports and call references of one file (identifier references too when asked)."""
+    if language not in _DEF_QUERIES:
+        return FileFacts()
+    root = tree.root_node
+    is_python = language == "python"
+    imports = _python_imports(root, source) if is_python else _js_imports(root, source)
+    calls: list[CallRef] = []
+    for fn in queries.captures("call", language, root):
+        name, qualifier = _callee_name(fn, source, is_python)
+        if name:
+            calls.append(CallRef(name, qualifier, fn.start_byte, fn.start_point.row))
+    names: list[CallRef] = []
+    if with_names:
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            if node.type == "identifier":
+                names.append(CallRef(_text(source, node), None, node.start_byte,
+                                     node.start_point.row))
+            elif node.child_count:
+                stack.extend(node.children)
+    return FileFacts(imports, calls, names)
+
+
+def _callee_name(fn: Any, source: bytes, is_python: bool) -> tuple[str, str | None]:
+    if fn.type == "identifier":
+        return _text(source, fn), None
+    if is_python and fn.type == "attribute":
+        attribute = fn.child_by_field_name("attribute")
+        obj = fn.child_by_field_name("object")
+        if attribute is not None:
+            return _text(source, attribute), (_text(source, obj) if obj is not None else None)
+    if not is_python and fn.type == "member_expression":
+        prop = fn.child_by_field_name("property")
+        obj = fn.child_by_field_name("object")
+        if prop is not None:
+            return _text(source, prop), (_text(source, obj) if obj is not None else None)
+    return "", None
