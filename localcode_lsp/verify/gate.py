@@ -1,0 +1,584 @@
+"""The verification gate: parse, safety, lint, type check, tests, diff review — in that order.
+
+A candidate is judged on the whole target file as it would be after the change (the overlay
+text plus the candidate). Each gate returns structured feedback lines the retry prompt can use.
+Checks that need files run in a throwaway copy; nothing is ever written into the user's tree.
+An untrusted workspace gets the parse and safety checks only, with zero subprocesses.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+import shutil
+import sys
+import threading
+import time
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ..cancel import Cancelled, CancelToken
+from ..config import Config
+from ..data import Candidate, GateResult, Patch, Verdict
+from ..index.languages import language_for_path
+from ..index.syntax import SyntaxChecker
+from ..inference.backend import Backend
+from ..logs import get_logger
+from ..workspace import Workspace
+from . import lint as lint_mod
+from .review import review
+from .sandbox import Limits, ProcessResult, Sandbox
+from .testrun import (
+    DOCTEST_RUNNER,
+    TestOutcome,
+    digest_doctest,
+    digest_junit,
+    discover_tests,
+    fail_line,
+    module_name_for,
+)
+from .workcopy import scratch_dir, workspace_copy
+
+log = get_logger("verify")
+
+MAX_CANDIDATE_BYTES = 200 * 1024
+_MAX_LINES_PER_GATE = 10
+_LINT_TIMEOUT = 60.0
+_CACHED_REQUESTS = 8
+NOT_TRUSTED = "workspace not trusted"
+
+# Files whose edit would change what "passing" means.
+PROTECTED_NAMES = frozenset({
+    "pyproject.toml", "setup.cfg", "setup.py", "tox.ini", "pytest.ini", "conftest.py",
+    "localcode.toml", "ruff.toml", ".ruff.toml", "mypy.ini", ".mypy.ini", ".flake8", "noxfile.py",
+    "package.json", "tsconfig.json", "pyrightconfig.json", ".pre-commit-config.yaml",
+})
+PROTECTED_PATTERNS = (".eslintrc*", "eslint.config.*", "jest.config.*", "vitest.config.*",
+                      "test_*.py", "*_test.py", "*.test.*", "*.spec.*", "*_test.go")
+
+
+def is_protected_path(path: str) -> bool:
+    """True for test files and tool configuration (editing them could fake a pass)."""
+    posix = PurePosixPath(path)
+    name = posix.name
+    if name in PROTECTED_NAMES or any(fnmatch(name, pattern) for pattern in PROTECTED_PATTERNS):
+        return True
+    return any(part in ("tests", "test", "__tests__") for part in posix.parts[:-1])
+
+
+@dataclass(frozen=True)
+class VerifyRequest:
+    """What the gate needs to know about the target besides the candidate."""
+
+    path: str  # workspace-relative target file
+    original_text: str  # the target as the editor has it (overlay), before any candidate
+    symbol: str | None = None
+    task: str = ""  # what the change should do (for the diff review)
+    test_refs: tuple[str, ...] = ()  # pytest node ids or test files; () = naming convention
+    doctest_source: str | None = None  # the target's docstring; None = read from the original
+    language: str | None = None  # None = from the file extension
+    extra_files: Mapping[str, str] = field(default_factory=dict)  # other files a candidate edits
+    allow_protected_edits: bool = False  # the user asked to change a test/config file itself
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "test_refs", tuple(self.test_refs))
+
+    def fingerprint(self) -> str:
+        parts = [self.path, self.original_text, self.symbol or "", "\0".join(self.test_refs),
+                 self.doctest_source or ""]
+        return hashlib.sha1("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass
+class _RequestCache:
+    """Per-request results that do not depend on the candidate."""
+
+    lint: list[lint_mod.Diagnostic] | None = None
+    types: list[lint_mod.Diagnostic] | None = None
+    tests: TestOutcome | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Gate:
+    """Decides whether candidates are good and says why not, one structured line per problem."""
+
+    def __init__(self, workspace: Workspace, config: Config,
+                 backend: Callable[[], Backend] | None = None, *,
+                 sandbox: Sandbox | None = None) -> None:
+        self.workspace = workspace
+        self.config = config
+        self._backend = backend
+        protect = [workspace.root, Path.home(), Path(sys.prefix), Path(sys.base_prefix)]
+        self.sandbox = sandbox or Sandbox(protect=[p for p in protect if str(p) != "/"])
+        self._syntax = SyntaxChecker()
+        self._cache: OrderedDict[str, _RequestCache] = OrderedDict()
+        self._lock = threading.Lock()
+        self._interpreters: dict[str, str | None] = {}
+
+    def isolation_description(self) -> str:
+        """Which sandbox isolation runs get (for `doctor`)."""
+        return self.sandbox.isolation_description()
+
+    # --- public calls --------------------------------------------------------------------
+
+    def verify(self, request: VerifyRequest, candidate: Candidate, *,
+               cancel: CancelToken | None = None) -> Verdict:
+        """Run every enabled gate on one candidate (raises Cancelled when cancelled)."""
+        settings = self.config.verification
+        verdict = Verdict(candidate.id)
+        language = request.language or language_for_path(request.path) or ""
+
+        parse = self._timed(lambda: self._parse_gate(request, candidate, language))
+        verdict.gates.append(parse)
+        safety = self._timed(lambda: self._safety_gate(request, candidate))
+        verdict.gates.append(safety)
+        if not (parse.passed and safety.passed):
+            return verdict
+        later = [name for name, enabled in (("lint", settings.lint), ("type", settings.type_check),
+                                            ("test", settings.test),
+                                            ("review", settings.diff_review)) if enabled]
+        if not self.workspace.trusted:
+            verdict.gates.extend(GateResult(name, True, skipped=NOT_TRUSTED) for name in later)
+            return verdict
+        runners = {
+            "lint": lambda: self._lint_gate(request, candidate, language, cancel),
+            "type": lambda: self._type_gate(request, candidate, language, cancel),
+            "test": lambda: self._test_gate(request, candidate, language, cancel),
+        }
+        for name in later:
+            _raise_if_cancelled(cancel)
+            if name == "review":
+                if not verdict.passed:
+                    verdict.gates.append(GateResult("review", True,
+                                                    skipped="not run: an earlier gate failed"))
+                    continue
+                verdict.gates.append(self._timed(lambda: self._review_gate(request, candidate,
+                                                                           cancel)))
+            else:
+                verdict.gates.append(self._timed(runners[name]))
+        _raise_if_cancelled(cancel)
+        return verdict
+
+    def verify_all(self, request: VerifyRequest, candidates: Sequence[Candidate], *,
+                   cancel: CancelToken | None = None, stop_at_first: bool = True) -> list[Verdict]:
+        """Verdicts in candidate order; stops after the first full pass when `stop_at_first`."""
+        verdicts = []
+        for candidate in candidates:
+            _raise_if_cancelled(cancel)
+            verdict = self.verify(request, candidate, cancel=cancel)
+            verdicts.append(verdict)
+            if stop_at_first and verdict.passed:
+                break
+        return verdicts
+
+    # --- gates ---------------------------------------------------------------------------
+
+    def _parse_gate(self, request: VerifyRequest, candidate: Candidate,
+                    language: str) -> GateResult:
+        problem = bad_candidate_problem(request, candidate)
+        if problem:
+            return GateResult("parse", False, feedback=[problem])
+        if not self.config.verification.parse_check:
+            return GateResult("parse", True, skipped="off in [verification]")
+        if not language:
+            return GateResult("parse", True, skipped=f"no grammar for {request.path}")
+        problems = self._syntax.check(candidate.file_text, language)
+        if problems:
+            return GateResult("parse", False, feedback=[p.feedback_line() for p in problems],
+                              details={"errors": len(problems)})
+        return GateResult("parse", True)
+
+    def _safety_gate(self, request: VerifyRequest, candidate: Candidate) -> GateResult:
+        changed = _changed_lines(request.original_text, candidate.file_text)
+        for text in request.extra_files.values():
+            changed += len(text.splitlines())
+        details = {"changed_lines": changed}
+        feedback = []
+        if is_protected_path(request.path) and not request.allow_protected_edits:
+            feedback.append(f"TAMPERING: candidate edits tests/config: {request.path}")
+        for path in request.extra_files:
+            if path == request.path:
+                continue
+            if is_protected_path(path):
+                feedback.append(f"TAMPERING: candidate edits tests/config: {path}")
+            else:
+                feedback.append(f"TAMPERING: candidate edits a file other than the target: {path}")
+        return GateResult("safety", not feedback, feedback=feedback, details=details)
+
+    def _lint_gate(self, request: VerifyRequest, candidate: Candidate, language: str,
+                   cancel: CancelToken | None) -> GateResult:
+        if language == "python":
+            linter = self._ruff_argv(request.path)
+            if linter is None:
+                return GateResult("lint", True, skipped="ruff not installed")
+            parse = lint_mod.parse_ruff_json
+        elif language in ("javascript", "typescript", "tsx"):
+            eslint = self.workspace.root / "node_modules" / ".bin" / "eslint"
+            if not eslint.exists():
+                return GateResult("lint", True,
+                                  skipped="eslint not installed in the project's node_modules")
+            linter = [str(eslint), "--format", "json", "--stdin", "--stdin-filename",
+                      str(self.workspace.root / request.path)]
+            parse = lint_mod.parse_eslint_json
+        else:
+            return GateResult("lint", True, skipped=f"no linter for {language or request.path}")
+
+        def diagnostics(text: str) -> list[lint_mod.Diagnostic] | str:
+            result = self.sandbox.run(linter, self.workspace.root, timeout=_LINT_TIMEOUT,
+                                      stdin_text=text, cancel=cancel,
+                                      limits=Limits(file_size_mb=16))
+            _raise_if_cancelled(cancel)
+            if result.error or result.timed_out or result.returncode not in (0, 1):
+                return _failure_reason(result)
+            try:
+                return parse(result.stdout)
+            except (ValueError, KeyError, TypeError) as exc:
+                return str(exc)
+
+        cache = self._request_cache(request)
+        with cache.lock:
+            if cache.lint is None:
+                original = diagnostics(request.original_text)
+                if isinstance(original, str):
+                    return GateResult("lint", True, skipped=f"linter failed: {original}")
+                cache.lint = original
+        found = diagnostics(candidate.file_text)
+        if isinstance(found, str):
+            return GateResult("lint", True, skipped=f"linter failed: {found}")
+        new = lint_mod.introduced(cache.lint, found, request.original_text, candidate.file_text)
+        return GateResult("lint", not new, feedback=[d.lint_line() for d in new][:_MAX_LINES_PER_GATE],
+                          details={"new": len(new), "total": len(found),
+                                   "original": len(cache.lint)})
+
+    def _type_gate(self, request: VerifyRequest, candidate: Candidate, language: str,
+                   cancel: CancelToken | None) -> GateResult:
+        if language != "python":
+            return GateResult("type", True, skipped=f"no type checker for {language or 'this file'}")
+        checker = self._type_checker()
+        if checker is None:
+            return GateResult("type", True, skipped="neither mypy nor pyright is installed")
+        kind, argv_prefix = checker
+
+        def errors(text: str) -> list[lint_mod.Diagnostic] | str:
+            with workspace_copy(self.workspace, {request.path: text}) as root:
+                scratch = scratch_dir(root)
+                if kind == "mypy":
+                    argv = [*argv_prefix, "--no-error-summary", "--show-column-numbers",
+                            "--no-color-output", "--hide-error-context", "--follow-imports=silent",
+                            "--cache-dir", str(scratch / "mypy-cache"), request.path]
+                else:
+                    argv = [*argv_prefix, "--outputjson", request.path]
+                result = self.sandbox.run(argv, root, timeout=self.config.verification.test_timeout,
+                                          cancel=cancel, writable=root.parent, scratch=scratch,
+                                          env=self._python_env(root))
+            _raise_if_cancelled(cancel)
+            if result.error or result.timed_out or result.returncode not in (0, 1):
+                return _failure_reason(result)
+            try:
+                if kind == "mypy":
+                    return lint_mod.parse_mypy_output(result.stdout, request.path)
+                return lint_mod.parse_pyright_json(result.stdout, request.path)
+            except (ValueError, KeyError, TypeError) as exc:
+                return str(exc)
+
+        cache = self._request_cache(request)
+        with cache.lock:
+            if cache.types is None:
+                original = errors(request.original_text)
+                if isinstance(original, str):
+                    return GateResult("type", True, skipped=f"{kind} failed: {original}")
+                cache.types = original
+        found = errors(candidate.file_text)
+        if isinstance(found, str):
+            return GateResult("type", True, skipped=f"{kind} failed: {found}")
+        new = lint_mod.introduced(cache.types, found, request.original_text, candidate.file_text)
+        return GateResult("type", not new, feedback=[d.type_line() for d in new][:_MAX_LINES_PER_GATE],
+                          details={"new": len(new), "checker": kind})
+
+    def _test_gate(self, request: VerifyRequest, candidate: Candidate, language: str,
+                   cancel: CancelToken | None) -> GateResult:
+        if language != "python":
+            return GateResult("test", True, skipped=f"tests: only pytest is supported, not "
+                                                    f"{language or request.path}")
+        refs = list(request.test_refs) or discover_tests(self.workspace.root, request.path)
+        refs = [ref for ref in refs if (self.workspace.root / ref.split("::", 1)[0]).exists()
+                or self.workspace.document(ref.split("::", 1)[0]) is not None]
+        docstring = request.doctest_source
+        if docstring is None and request.symbol:
+            docstring = python_docstring(request.original_text, request.symbol)
+        has_doctest = bool(docstring and ">>>" in docstring)
+        if not refs and not has_doctest:
+            return GateResult("test", True,
+                              skipped=f"no tests found for {request.symbol or request.path}")
+
+        outcome = self._run_tests(request, {request.path: candidate.file_text,
+                                            **request.extra_files},
+                                  refs, docstring if has_doctest else None, cancel)
+        details: dict[str, Any] = {"refs": refs, "doctest": has_doctest,
+                                   "passed": outcome.passed, "failed": outcome.failed}
+        feedback = list(outcome.failures)
+        broken: dict[str, str] = {}
+        if outcome.collection_errors:
+            original = self._original_tests(request, refs, cancel)
+            for test_file, message in outcome.collection_errors.items():
+                if test_file in original.collection_errors:
+                    broken[test_file] = original.collection_errors[test_file]
+                else:
+                    feedback.append(fail_line(f"{test_file} (collection)", message))
+        if broken:
+            details["broken_suite"] = broken
+        if feedback:
+            return GateResult("test", False, feedback=feedback[:_MAX_LINES_PER_GATE],
+                              details=details)
+        if broken and outcome.passed == 0:
+            first_file, message = next(iter(broken.items()))
+            return GateResult("test", True, details=details,
+                              skipped=f"broken test suite: {first_file}: {message}")
+        if not outcome.ran:
+            return GateResult("test", True, skipped=outcome.reason, details=details)
+        return GateResult("test", True, details=details)
+
+    def _review_gate(self, request: VerifyRequest, candidate: Candidate,
+                     cancel: CancelToken | None) -> GateResult:
+        if not request.task.strip():
+            return GateResult("review", True, skipped="no task description to review against")
+        if self._backend is None:
+            return GateResult("review", True, skipped="no model backend")
+        try:
+            backend = self._backend()
+        except Exception as exc:  # the model may not load; the other gates still count
+            return GateResult("review", True, skipped=f"review unavailable: {exc}")
+        diff = Patch(request.path, request.original_text, candidate.file_text).unified_diff()
+        return review(backend, request.task, diff,
+                      temperature=self.config.generation.temperature_classify, cancel=cancel)
+
+    # --- running tests -------------------------------------------------------------------
+
+    def _run_tests(self, request: VerifyRequest, files: Mapping[str, str], refs: list[str],
+                   docstring: str | None, cancel: CancelToken | None) -> TestOutcome:
+        timeout = self.config.verification.test_timeout
+        combined = TestOutcome(ran=False)
+        with workspace_copy(self.workspace, files) as root:
+            scratch = scratch_dir(root)
+            python = self._python()
+            env = self._python_env(root)
+            limits = Limits(memory_mb=self.config.verification.memory_limit_mb)
+            if refs:
+                report = scratch / "junit.xml"
+                argv = [python, "-m", "pytest", "-q", "-rfE", "--tb=short", "-p",
+                        "no:cacheprovider", f"--junitxml={report}", *refs]
+                result = self.sandbox.run(argv, root, timeout=timeout, env=env, limits=limits,
+                                          cancel=cancel, writable=root.parent, scratch=scratch)
+                _raise_if_cancelled(cancel)
+                _merge(combined, _pytest_outcome(result, report, timeout))
+            if docstring:
+                source = scratch / "doctest_source.txt"
+                source.write_text(docstring, encoding="utf-8", errors="surrogateescape")
+                runner = scratch / "localcode_doctest.py"
+                runner.write_text(DOCTEST_RUNNER, encoding="utf-8")
+                name = request.symbol or PurePosixPath(request.path).stem
+                argv = [python, str(runner), str(root), request.path,
+                        module_name_for(request.path), name, str(source)]
+                result = self.sandbox.run(argv, root, timeout=timeout, env=env, limits=limits,
+                                          cancel=cancel, writable=root.parent, scratch=scratch)
+                _raise_if_cancelled(cancel)
+                if result.timed_out:
+                    doctest_outcome = TestOutcome(failures=[fail_line(
+                        f"doctest {name}", f"timed out after {timeout:g}s (process tree killed)")],
+                        failed=1)
+                else:
+                    doctest_outcome = digest_doctest(result.stdout, name)
+                    if not doctest_outcome.ran:
+                        doctest_outcome.reason += f" ({_failure_reason(result)})"
+                _merge(combined, doctest_outcome)
+        return combined
+
+    def _original_tests(self, request: VerifyRequest, refs: list[str],
+                        cancel: CancelToken | None) -> TestOutcome:
+        """The test run on the original text, once per request (to spot a broken suite)."""
+        cache = self._request_cache(request)
+        with cache.lock:
+            if cache.tests is None:
+                cache.tests = self._run_tests(request, {request.path: request.original_text},
+                                              refs, None, cancel)
+            return cache.tests
+
+    def _python(self) -> str:
+        """The project's interpreter when it has pytest (its venv), else ours."""
+        with self._lock:
+            if "python" in self._interpreters:
+                return self._interpreters["python"] or sys.executable
+        chosen: str | None = None
+        for venv in (".venv", "venv", "env"):
+            candidate = self.workspace.root / venv / "bin" / "python"
+            if candidate.exists():
+                probe = self.sandbox.run([str(candidate), "-c", "import pytest"],
+                                         self.workspace.root, timeout=20)
+                if probe.ok:
+                    chosen = str(candidate)
+                    break
+        with self._lock:
+            self._interpreters["python"] = chosen
+        return chosen or sys.executable
+
+    def _python_env(self, copy_root: Path) -> dict[str, str]:
+        # The copy first on sys.path, so an editable install of the project cannot shadow it.
+        paths = [str(copy_root / "src"), str(copy_root)] if (copy_root / "src").is_dir() \
+            else [str(copy_root)]
+        return {"PYTHONPATH": ":".join(paths)}
+
+    def _type_checker(self) -> tuple[str, list[str]] | None:
+        if importlib.util.find_spec("mypy") is not None:
+            return "mypy", [sys.executable, "-m", "mypy"]
+        pyright = shutil.which("pyright")
+        if pyright:
+            return "pyright", [pyright]
+        return None
+
+    def _ruff_argv(self, path: str) -> list[str] | None:
+        candidates = [self.workspace.root / ".venv" / "bin" / "ruff",
+                      Path(sys.executable).parent / "ruff"]
+        ruff = next((str(c) for c in candidates if c.exists()), None) or shutil.which("ruff")
+        if ruff is None:
+            return None
+        return [ruff, "check", "--output-format", "json", "--no-cache", "--force-exclude",
+                "--stdin-filename", str(self.workspace.root / path), "-"]
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _request_cache(self, request: VerifyRequest) -> _RequestCache:
+        key = request.fingerprint()
+        with self._lock:
+            cache = self._cache.get(key)
+            if cache is None:
+                cache = self._cache[key] = _RequestCache()
+                while len(self._cache) > _CACHED_REQUESTS:
+                    self._cache.popitem(last=False)
+            else:
+                self._cache.move_to_end(key)
+            return cache
+
+    @staticmethod
+    def _timed(run: Callable[[], GateResult]) -> GateResult:
+        started = time.monotonic()
+        result = run()
+        result.seconds = time.monotonic() - started
+        return result
+
+
+def rank(verdicts: Sequence[Verdict]) -> list[Verdict]:
+    """Best first: parses > safe > passes lint > passes tests > types > review > shortest diff."""
+    def key(indexed: tuple[int, Verdict]) -> tuple:
+        index, verdict = indexed
+        changed = max((g.details.get("changed_lines", 0) for g in verdict.gates), default=0)
+        return (tuple(-k for k in verdict.rank_key()), changed, index)
+
+    return [v for _, v in sorted(enumerate(verdicts), key=key)]
+
+
+def bad_candidate_problem(request: VerifyRequest, candidate: Candidate) -> str:
+    """A `BAD CANDIDATE: ...` line for empty, enormous, binary or unchanged candidates."""
+    text, file_text = candidate.text, candidate.file_text
+    if not text.strip() or not file_text.strip():
+        return "BAD CANDIDATE: empty (the model produced no code)"
+    for label, value in (("fragment", text), ("file", file_text)):
+        if "\x00" in value:
+            line = value.count("\n", 0, value.index("\x00")) + 1
+            return f"BAD CANDIDATE: binary content (NUL byte in the {label} at line {line})"
+    fragment_bytes = len(text.encode("utf-8", "surrogatepass"))
+    growth = len(file_text.encode("utf-8", "surrogatepass")) - \
+        len(request.original_text.encode("utf-8", "surrogatepass"))
+    if fragment_bytes > MAX_CANDIDATE_BYTES or growth > MAX_CANDIDATE_BYTES:
+        size = max(fragment_bytes, growth) // 1024
+        return (f"BAD CANDIDATE: too large ({size} KB, limit {MAX_CANDIDATE_BYTES // 1024} KB)")
+    try:
+        file_text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "BAD CANDIDATE: binary content (not valid text)"
+    if file_text == request.original_text and not request.extra_files:
+        return "BAD CANDIDATE: no change (the file is identical to the original)"
+    return ""
+
+
+def python_docstring(source: str, symbol: str) -> str | None:
+    """The docstring of `symbol` ("func" or "Class.method") in Python `source`, if any."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree: ast.AST = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+    scope: list[ast.stmt] = list(getattr(tree, "body", []))
+    found: ast.AST | None = None
+    for part in symbol.split("."):
+        found = next((node for node in scope
+                      if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                      and node.name == part), None)
+        if found is None:
+            return None
+        scope = list(getattr(found, "body", []))
+    return ast.get_docstring(found, clean=True) if found is not None else None  # type: ignore[arg-type]
+
+
+def _changed_lines(before: str, after: str) -> int:
+    import difflib
+
+    matcher = difflib.SequenceMatcher(a=before.splitlines(), b=after.splitlines(), autojunk=False)
+    return sum(max(i2 - i1, j2 - j1) for tag, i1, i2, j1, j2 in matcher.get_opcodes()
+               if tag != "equal")
+
+
+def _pytest_outcome(result: ProcessResult, report: Path, timeout: float) -> TestOutcome:
+    if result.timed_out:
+        return TestOutcome(failures=[fail_line(
+            "tests", f"timed out after {timeout:g}s (process tree killed)")], failed=1)
+    if result.error:
+        return TestOutcome(ran=False, reason=result.error)
+    if result.returncode == 5:
+        return TestOutcome(ran=False, reason="no tests collected")
+    outcome: TestOutcome | None = None
+    if report.is_file():
+        try:
+            outcome = digest_junit(report.read_text(encoding="utf-8", errors="replace"))
+        except ValueError:
+            outcome = None
+    if outcome is None:
+        outcome = TestOutcome()
+    if result.returncode not in (0, 1) and not outcome.failures and not outcome.collection_errors:
+        # pytest could not start (conftest import error, bad option): a suite-level problem.
+        outcome.collection_errors["<pytest>"] = _failure_reason(result)
+    return outcome
+
+
+def _merge(into: TestOutcome, outcome: TestOutcome) -> None:
+    into.failures += outcome.failures
+    into.collection_errors.update(outcome.collection_errors)
+    into.passed += outcome.passed
+    into.failed += outcome.failed
+    if outcome.ran:
+        into.ran = True
+        into.reason = ""
+    elif not into.ran:
+        into.reason = "; ".join(r for r in (into.reason, outcome.reason) if r)
+
+
+def _failure_reason(result: ProcessResult) -> str:
+    if result.error:
+        return result.error
+    if result.timed_out:
+        return f"timed out after {result.seconds:.0f}s"
+    lines = [line.strip() for line in (result.stderr or result.stdout).splitlines() if line.strip()]
+    interesting = [line for line in lines if "rror" in line] or lines
+    tail = interesting[-1] if interesting else "no output"
+    return f"exit code {result.returncode}: {tail[:200]}"
+
+
+def _raise_if_cancelled(cancel: CancelToken | None) -> None:
+    if cancel is not None and cancel.cancelled:
+        raise Cancelled(cancel.reason)

@@ -1,0 +1,160 @@
+"""Lint and type diagnostics, and which of them a candidate introduced.
+
+A dirty file must not fail every candidate, so a diagnostic counts only when the original has no
+matching one: same rule code and message, at the same line once the line is mapped through the
+edit (difflib), or anywhere inside the same replaced region when the line itself was rewritten.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One lint or type diagnostic; line and column are 1-based."""
+
+    code: str
+    message: str
+    line: int
+    column: int = 1
+
+    def lint_line(self) -> str:
+        """`LINT: F841 local variable 'result' is assigned but never used (line 3)`."""
+        return f"LINT: {self.code} {_plain_message(self.message)} (line {self.line})"
+
+    def type_line(self) -> str:
+        """`TYPE ERROR at line 7: Incompatible return value type ... [return-value]`."""
+        suffix = f" [{self.code}]" if self.code and self.code != "error" else ""
+        return f"TYPE ERROR at line {self.line}: {self.message}{suffix}"
+
+
+def parse_ruff_json(output: str) -> list[Diagnostic]:
+    """Diagnostics from `ruff check --output-format json` (ValueError on unreadable output)."""
+    try:
+        data = json.loads(output or "[]")
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"ruff did not print JSON: {exc}") from exc
+    if not isinstance(data, list):
+        raise ValueError("ruff JSON output is not a list")
+    diagnostics = []
+    for item in data:
+        if not isinstance(item, dict):
+            continue
+        location = item.get("location") or {}
+        diagnostics.append(Diagnostic(
+            code=str(item.get("code") or "syntax-error"),
+            message=str(item.get("message") or ""),
+            line=int(location.get("row") or 1),
+            column=int(location.get("column") or 1),
+        ))
+    return diagnostics
+
+
+def digest_ruff(output: str) -> list[str]:
+    """`LINT: <code> <message> (line N)` lines from ruff's JSON output."""
+    return [d.lint_line() for d in parse_ruff_json(output)]
+
+
+def parse_eslint_json(output: str) -> list[Diagnostic]:
+    """Diagnostics from `eslint --format json` (one file)."""
+    data = json.loads(output or "[]")
+    diagnostics = []
+    for file_result in data if isinstance(data, list) else []:
+        for message in file_result.get("messages", []):
+            diagnostics.append(Diagnostic(
+                code=str(message.get("ruleId") or "syntax-error"),
+                message=str(message.get("message") or ""),
+                line=int(message.get("line") or 1),
+                column=int(message.get("column") or 1),
+            ))
+    return diagnostics
+
+
+_MYPY_LINE = re.compile(
+    r"^(?P<file>[^:\n]+):(?P<line>\d+):(?:(?P<column>\d+):)?\s*error:\s*(?P<message>.*?)"
+    r"(?:\s+\[(?P<code>[a-z0-9-]+)\])?$")
+
+
+def parse_mypy_output(output: str, path_suffix: str) -> list[Diagnostic]:
+    """Errors in the target file from mypy's `file:line:col: error: message  [code]` lines."""
+    diagnostics = []
+    for raw in output.splitlines():
+        match = _MYPY_LINE.match(raw.strip())
+        if not match or not match.group("file").replace("\\", "/").endswith(path_suffix):
+            continue
+        diagnostics.append(Diagnostic(
+            code=match.group("code") or "error",
+            message=match.group("message").strip(),
+            line=int(match.group("line")),
+            column=int(match.group("column") or 1),
+        ))
+    return diagnostics
+
+
+def parse_pyright_json(output: str, path_suffix: str) -> list[Diagnostic]:
+    """Errors in the target file from `pyright --outputjson`."""
+    data = json.loads(output or "{}")
+    diagnostics = []
+    for item in data.get("generalDiagnostics", []):
+        if item.get("severity") != "error":
+            continue
+        if not str(item.get("file", "")).replace("\\", "/").endswith(path_suffix):
+            continue
+        start = (item.get("range") or {}).get("start") or {}
+        diagnostics.append(Diagnostic(
+            code=str(item.get("rule") or "error"),
+            message=str(item.get("message") or "").splitlines()[0] if item.get("message") else "",
+            line=int(start.get("line", 0)) + 1,
+            column=int(start.get("character", 0)) + 1,
+        ))
+    return diagnostics
+
+
+def introduced(original: Iterable[Diagnostic], candidate: Iterable[Diagnostic],
+               original_text: str, candidate_text: str) -> list[Diagnostic]:
+    """Candidate diagnostics with no counterpart in the original (mapped through the edit)."""
+    old_lines = original_text.splitlines()
+    new_lines = candidate_text.splitlines()
+    matcher = difflib.SequenceMatcher(a=old_lines, b=new_lines, autojunk=False)
+    opcodes = matcher.get_opcodes()
+
+    # Key every original diagnostic by where it lands in the candidate: an exact line when
+    # its line is unchanged, else the index of the replaced region it sat in.
+    available: Counter[tuple] = Counter()
+    for diagnostic in original:
+        available[_anchor(diagnostic, opcodes, old=True)] += 1
+    new = []
+    for diagnostic in sorted(candidate, key=lambda d: (d.line, d.column, d.code)):
+        key = _anchor(diagnostic, opcodes, old=False)
+        if available[key] > 0:
+            available[key] -= 1
+        else:
+            new.append(diagnostic)
+    return new
+
+
+def _anchor(diagnostic: Diagnostic, opcodes: list[tuple], *, old: bool) -> tuple:
+    index = diagnostic.line - 1
+    for number, (tag, i1, i2, j1, j2) in enumerate(opcodes):
+        low, high = (i1, i2) if old else (j1, j2)
+        if tag == "equal" and low <= index < high:
+            mapped = index - i1 + j1 if old else index
+            return (diagnostic.code, diagnostic.message, "line", mapped, diagnostic.column)
+        if tag != "equal" and (low <= index < high or (low == high == index)):
+            return (diagnostic.code, diagnostic.message, "region", number)
+    # Past the end of the text (a diagnostic about the final newline, say).
+    return (diagnostic.code, diagnostic.message, "end")
+
+
+def _plain_message(message: str) -> str:
+    """ruff's "Local variable `x` ..." -> "local variable 'x' ..." (pyflakes style)."""
+    text = message.replace("`", "'").strip()
+    if len(text) > 1 and text[0].isupper() and text[1].islower():
+        text = text[0].lower() + text[1:]
+    return text

@@ -1,0 +1,238 @@
+"""Relevant tests and doctests for one target, run with pytest in a throwaway copy, digested.
+
+Failures become one line each: `TEST FAIL: test_parse_input — AssertionError: expected 3, got
+None`. Results come from a JUnit XML report written inside the copy (sturdier than scraping
+the terminal); `digest_pytest` also reads plain `-rfE` terminal output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from .workcopy import SKIPPED_DIRS
+
+DASH = "\u2014"  # the em dash of `TEST FAIL: name — message`
+_MAX_MESSAGE = 200
+_MAX_DISCOVERED = 8
+DOCTEST_SENTINEL = "LOCALCODE-DOCTEST-RESULT:"
+
+
+@dataclass
+class TestOutcome:
+    """What one pytest (or doctest) run said, digested."""
+
+    failures: list[str] = field(default_factory=list)  # TEST FAIL lines
+    collection_errors: dict[str, str] = field(default_factory=dict)  # test file -> message
+    passed: int = 0
+    failed: int = 0
+    ran: bool = True  # False: nothing was collected / runnable
+    reason: str = ""  # why not `ran`, or a timeout
+
+
+def fail_line(name: str, message: str) -> str:
+    """`TEST FAIL: name — message` (message cut to one short line)."""
+    first = " ".join((message or "failed").strip().splitlines()[:1]) or "failed"
+    if len(first) > _MAX_MESSAGE:
+        first = first[: _MAX_MESSAGE - 3] + "..."
+    return f"TEST FAIL: {name} {DASH} {first}"
+
+
+# --- digestion ----------------------------------------------------------------------------------
+
+
+def digest_junit(xml_text: str) -> TestOutcome:
+    """Digest a pytest JUnit XML report (ValueError when it is not one)."""
+    try:
+        root = ElementTree.fromstring(xml_text)
+    except ElementTree.ParseError as exc:
+        raise ValueError(f"not a JUnit XML report: {exc}") from exc
+    outcome = TestOutcome()
+    for case in root.iter("testcase"):
+        name = case.get("name", "?")
+        classname = case.get("classname", "")
+        last = classname.rsplit(".", 1)[-1] if classname else ""
+        display = f"{last}.{name}" if last.startswith("Test") else name
+        problem = case.find("failure")
+        if problem is None:
+            problem = case.find("error")
+        if problem is None:
+            if case.find("skipped") is None:
+                outcome.passed += 1
+            continue
+        message = problem.get("message", "") or ""
+        text = problem.text or ""
+        if problem.tag == "error" and message.startswith("collection failure"):
+            test_file = _module_to_file(classname, name)
+            outcome.collection_errors[test_file] = _last_error_line(text) or message
+            continue
+        outcome.failed += 1
+        detail = _best_message(message, text)
+        if problem.tag == "error":
+            detail = f"error in setup/teardown: {detail}"
+        outcome.failures.append(fail_line(display, detail))
+    return outcome
+
+
+def digest_pytest(output: str) -> list[str]:
+    """One structured line per failure from pytest output: JUnit XML or `-rfE` terminal text."""
+    stripped = output.lstrip()
+    if stripped.startswith("<"):
+        outcome = digest_junit(stripped)
+        return outcome.failures + [
+            f"TEST ERROR: {path} {DASH} collection failed: {message}"
+            for path, message in outcome.collection_errors.items()]
+    lines = []
+    for raw in output.splitlines():
+        match = re.match(r"^(FAILED|ERROR) (\S+?)(?: - (.*))?$", raw.strip())
+        if not match:
+            continue
+        kind, node, message = match.groups()
+        name = node.split("::")[-1] if "::" in node else node
+        if kind == "ERROR" and "::" not in node:
+            lines.append(f"TEST ERROR: {node} {DASH} collection failed: {message or 'error'}")
+        else:
+            lines.append(fail_line(name, message or "failed"))
+    return lines
+
+
+def _best_message(message: str, text: str) -> str:
+    first = message.strip().splitlines()[0] if message.strip() else ""
+    if first and first not in ("AssertionError", "assert False"):
+        return first
+    return _last_error_line(text) or first or "failed"
+
+
+def _last_error_line(text: str) -> str:
+    """The last `E   ...` line of a pytest traceback (the exception), else the last line."""
+    error_lines = [line[1:].strip() for line in text.splitlines() if line.startswith("E ")]
+    exception_lines = [line for line in error_lines if re.match(r"^[A-Za-z_.]+(Error|Exception)", line)]
+    if exception_lines:
+        return exception_lines[-1]
+    if error_lines:
+        return error_lines[0]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _module_to_file(classname: str, name: str) -> str:
+    dotted = classname or name
+    return dotted.replace(".", "/") + ".py" if dotted and not dotted.endswith(".py") else dotted
+
+
+# --- which tests ----------------------------------------------------------------------------------
+
+
+def discover_tests(root: Path, target: str) -> list[str]:
+    """Test files for `target` by naming convention (test_<stem>.py, <stem>_test.py)."""
+    posix = PurePosixPath(target)
+    stem = posix.parent.name if posix.stem == "__init__" else posix.stem
+    if not stem:
+        return []
+    names = {f"test_{stem}.py", f"{stem}_test.py"}
+    if posix.name in names or posix.name.startswith("test_"):
+        return [target]  # the target is itself a test file
+    found: list[str] = []
+    for directory, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS and not d.startswith("."))
+        for name in sorted(filenames):
+            if name in names:
+                found.append(Path(directory, name).relative_to(root).as_posix())
+                if len(found) >= _MAX_DISCOVERED:
+                    return found
+    return found
+
+
+def test_files_of(refs: list[str]) -> list[str]:
+    """The file part of node ids (`tests/test_a.py::test_x` -> `tests/test_a.py`)."""
+    return sorted({ref.split("::", 1)[0] for ref in refs})
+
+
+# --- doctest ----------------------------------------------------------------------------------------
+
+
+def module_name_for(path: str) -> str:
+    """`src/pkg/mod.py` -> `pkg.mod`; "" when the path is not importable by name."""
+    parts = list(PurePosixPath(path).with_suffix("").parts)
+    if parts and parts[0] == "src":
+        parts = parts[1:]
+    if parts and parts[-1] == "__init__":
+        parts = parts[:-1]
+    if not parts or not all(part.isidentifier() for part in parts):
+        return ""
+    return ".".join(parts)
+
+
+DOCTEST_RUNNER = r'''
+import doctest, importlib, importlib.util, json, os, sys, traceback
+root, rel_path, module_name, name, docstring_path = sys.argv[1:6]
+with open(docstring_path, encoding="utf-8") as handle:
+    docstring = handle.read()
+results = []
+def emit():
+    print("__SENTINEL__" + json.dumps(results))
+for extra in (os.path.join(root, "src"), root):
+    if os.path.isdir(extra):
+        sys.path.insert(0, extra)
+try:
+    module = None
+    if module_name:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name.split(".")[0]:
+                raise
+    if module is None:
+        spec = importlib.util.spec_from_file_location("_localcode_target", os.path.join(root, rel_path))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+except BaseException as exc:
+    results.append({"source": "import " + (module_name or rel_path), "error": "%s: %s" % (type(exc).__name__, exc)})
+    emit()
+    sys.exit(0)
+
+class Runner(doctest.DocTestRunner):
+    def report_failure(self, out, test, example, got):
+        results.append({"source": example.source.strip(), "want": example.want.strip(), "got": got.strip()})
+    def report_unexpected_exception(self, out, test, example, exc_info):
+        kind, value = exc_info[0], exc_info[1]
+        results.append({"source": example.source.strip(), "error": "%s: %s" % (kind.__name__, value)})
+
+test = doctest.DocTestParser().get_doctest(docstring, dict(vars(module)), name, rel_path, 0)
+runner = Runner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
+outcome = runner.run(test, out=lambda text: None, clear_globs=True)
+results.append({"attempted": outcome.attempted})
+emit()
+'''.replace("__SENTINEL__", DOCTEST_SENTINEL)
+
+
+def digest_doctest(stdout: str, name: str) -> TestOutcome:
+    """Digest the doctest runner's sentinel line into TEST FAIL lines."""
+    outcome = TestOutcome()
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(DOCTEST_SENTINEL):
+            records = json.loads(line[len(DOCTEST_SENTINEL):])
+            break
+    else:
+        outcome.ran = False
+        outcome.reason = "the doctest runner printed no result"
+        return outcome
+    label = f"doctest {name}"
+    for record in records:
+        if "attempted" in record:
+            outcome.passed = max(0, int(record["attempted"]) - outcome.failed)
+            continue
+        outcome.failed += 1
+        source = record.get("source", "").splitlines()[0] if record.get("source") else "?"
+        if "error" in record:
+            message = f"{source} raised {record['error']}"
+        else:
+            message = f"{source} expected {record.get('want') or '(nothing)'}, got " \
+                      f"{record.get('got') or '(nothing)'}"
+        outcome.failures.append(fail_line(label, message))
+    return outcome
