@@ -1,0 +1,84 @@
+"""Context providers (the pipeline's `ContextProvider` protocol: `name`, `provide(query)`) that
+put the knowledge store into prompts: `few_shot` examples and `docs` fragments."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..logs import get_logger
+from . import syntax
+
+log = get_logger("knowledge.providers")
+
+_DOTTED = re.compile(r"\b([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)\b")
+
+
+def _snippet(**fields: Any) -> Any:
+    from ..context.rag import Snippet
+
+    return Snippet(**fields)
+
+
+def _budget(store: Any, share: float) -> int:
+    context = getattr(store.config, "context", None)
+    code_budget = int(getattr(context, "code_budget", 1536)) if context is not None else 1536
+    return max(64, int(code_budget * share))
+
+
+def target_text(query: Any) -> str:
+    """The target's current definition in `query.file_text` ("" for new code)."""
+    symbol = getattr(query, "symbol", None)
+    if symbol is None or not query.file_text:
+        return ""
+    qualified = getattr(symbol, "qualified_name", "") or getattr(symbol, "name", "")
+    try:
+        for definition in syntax.module_facts(query.file_text).definitions:
+            if definition.qualified_name == qualified:
+                return definition.text
+    except Exception as exc:  # an unparsable file only loses the docs hint
+        log.debug("target text unavailable: %s", exc)
+    return ""
+
+
+class FewShotProvider:
+    """The pattern library's examples for the target, as `few_shot` snippets."""
+
+    name = "knowledge.few_shot"
+
+    def __init__(self, store: Any, *, share: float = 0.4) -> None:
+        self.store = store
+        self.share = share
+
+    def provide(self, query: Any) -> list[Any]:
+        symbol = getattr(query, "symbol", None)
+        target: Any = symbol if symbol is not None else {"name": "", "path": query.path}
+        examples = self.store.few_shot_for(target, budget_tokens=_budget(self.store, self.share),
+                                           path=query.path, instruction=query.instruction)
+        return [_snippet(text=e.text, source="example", path=e.path, name=e.qualified_name,
+                         score=e.score, section="few_shot") for e in examples]
+
+
+class DocsProvider:
+    """Real signatures and docstrings of the library functions the target uses or names."""
+
+    name = "knowledge.docs"
+
+    def __init__(self, store: Any, *, share: float = 0.25) -> None:
+        self.store = store
+        self.share = share
+
+    def provide(self, query: Any) -> list[Any]:
+        code = target_text(query)
+        symbol = getattr(query, "symbol", None)
+        prose = " ".join([query.instruction, getattr(symbol, "docstring", "") or "",
+                          *getattr(query, "feedback", ())])
+        mentioned = [f"{name}()" for name in _DOTTED.findall(prose)]
+        if mentioned:
+            code = code + "\n" + "\n".join(mentioned)
+        if not code.strip():
+            return []
+        fragments = self.store.docs_for(code, query.file_text,
+                                        budget_tokens=_budget(self.store, self.share))
+        return [_snippet(text=f.text, source="docs", path=f.origin, name=f.qualified_name,
+                         score=1.0 - i * 0.01, section="docs") for i, f in enumerate(fragments)]
