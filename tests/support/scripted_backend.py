@@ -1,0 +1,82 @@
+"""A scripted Backend for pipeline unit tests: pre-set outputs, every prompt recorded.
+
+Outputs are consumed in call order (one per completion; `candidates(n)` takes n). An output may
+be a callable `prompt -> text`, so a test can answer from what the model was shown. `on_call`
+runs before each completion (tests cancel a token there to stop the pipeline mid-state).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from localcode_lsp.cancel import CancelToken
+from localcode_lsp.inference.backend import Completion, ModelInfo
+
+Output = str | Callable[[str], str]
+
+
+@dataclass
+class ScriptedCall:
+    prompt: str
+    grammar: str | None
+    temperature: float
+    max_tokens: int
+
+
+@dataclass
+class ScriptedBackend:
+    outputs: list[Output] = field(default_factory=list)
+    default: Output = ""
+    on_call: Callable[[ScriptedCall], None] | None = None
+    calls: list[ScriptedCall] = field(default_factory=list)
+
+    @property
+    def info(self) -> ModelInfo:
+        return ModelInfo(name="scripted", family="scripted", context_length=8192, fim=None)
+
+    def tokenize(self, text: str) -> list[int]:
+        # about one token per 4 characters, like real BPE on code
+        return [0] * ((len(text) + 3) // 4)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    def _next(self, prompt: str, grammar: str | None, temperature: float, max_tokens: int,
+              stop: Sequence[str], stop_rule, cancel: CancelToken | None, seed) -> Completion:
+        call = ScriptedCall(prompt, grammar, temperature, max_tokens)
+        self.calls.append(call)
+        if self.on_call is not None:
+            self.on_call(call)
+        if cancel is not None and cancel.cancelled:
+            return Completion("", finish_reason="cancelled", seed=seed)
+        output = self.outputs.pop(0) if self.outputs else self.default
+        text = output(prompt) if callable(output) else output
+        finish = "stop"
+        for s in stop:
+            if s and s in text:
+                text = text[: text.index(s)]
+        if stop_rule is not None:
+            cut = stop_rule.cut(text)
+            if cut is not None:
+                text, finish = text[:cut], "structure"
+        return Completion(text, finish_reason=finish, prompt_tokens=self.count_tokens(prompt),
+                          evaluated_tokens=self.count_tokens(prompt),
+                          completion_tokens=self.count_tokens(text), seed=seed)
+
+    def complete(self, prompt: str, *, max_tokens: int = 256, stop: Sequence[str] = (),
+                 temperature: float = 0.0, seed: int | None = None, grammar: str | None = None,
+                 cancel: CancelToken | None = None, stop_rule=None) -> Completion:
+        return self._next(prompt, grammar, temperature, max_tokens, stop, stop_rule, cancel, seed)
+
+    def fim(self, prefix: str, suffix: str, *, max_tokens: int = 128, stop: Sequence[str] = (),
+            temperature: float = 0.0, seed: int | None = None, cancel: CancelToken | None = None,
+            stop_rule=None) -> Completion:
+        return self._next(prefix, None, temperature, max_tokens, stop, stop_rule, cancel, seed)
+
+    def candidates(self, prompt: str, n: int, *, max_tokens: int = 256, stop: Sequence[str] = (),
+                   temperature: float = 0.6, grammar: str | None = None,
+                   cancel: CancelToken | None = None, stop_rule=None,
+                   seed: int = 0) -> list[Completion]:
+        return [self._next(prompt, grammar, temperature, max_tokens, stop, stop_rule, cancel,
+                           seed + i) for i in range(n)]

@@ -1,0 +1,296 @@
+"""FSM unit tests: scripted backend, ast-based fake index, predicate gate. No model, no tools."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from support.pipeline_fakes import FakeGate, FakeIndex
+from support.scripted_backend import ScriptedBackend
+
+from localcode_lsp.cancel import CancelToken
+from localcode_lsp.config import Config, GenerationConfig
+from localcode_lsp.data import Position, Task
+from localcode_lsp.engine import Engine
+from localcode_lsp.pipeline import TRANSITIONS, State, next_state, run_task
+from localcode_lsp.pipeline.states import TERMINAL
+
+CALC = '''"""Calculator helpers."""
+
+
+def double(x):
+    """Return x doubled.
+
+    >>> double(2)
+    4
+    """
+
+
+def quadruple(x):
+    """Return x times four."""
+    return double(double(x))
+
+
+def greet(name):
+    return "hi " + name
+'''
+
+GOOD = "    return x * 2\n"
+BAD = "    return x + 1\n"
+FAIL_LINE = "TEST FAIL: test_double — AssertionError: expected 4, got 3"
+
+
+def check_double(body: str) -> list[str]:
+    namespace: dict = {}
+    try:
+        exec("def double(x):\n" + body, namespace)
+        value = namespace["double"](2)
+    except Exception as exc:  # a broken candidate is a failing candidate
+        return [f"TEST FAIL: test_double — {type(exc).__name__}: {exc}"]
+    return [] if value == 4 else [f"TEST FAIL: test_double — AssertionError: expected 4, got {value}"]
+
+
+def make_engine(tmp_path: Path, outputs, *, candidates=2, retries=2, check=check_double,
+                text=CALC, on_call=None):
+    (tmp_path / "calc.py").write_text(text)
+    config = dataclasses.replace(
+        Config(), generation=GenerationConfig(candidates=candidates, max_retries=retries))
+    backend = ScriptedBackend(outputs=list(outputs), on_call=on_call)
+    engine = Engine(tmp_path, config=config, backend=backend)
+    engine._index = FakeIndex(tmp_path)
+    engine._gate = FakeGate(check)
+    return engine, backend
+
+
+def states_of(result):
+    return [event.state for event in result.trace if "next" in event.data]
+
+
+def test_transition_table_is_total_over_non_terminal_states():
+    for state in State:
+        if state in TERMINAL:
+            assert all(s is not state for s, _ in TRANSITIONS)
+        else:
+            assert any(s is state for s, _ in TRANSITIONS), state
+        assert next_state(state, "cancelled") is State.CANCELLED
+    with pytest.raises(KeyError):
+        next_state(State.LOCATE, "made_up")
+
+
+def test_implements_a_stub_first_try(tmp_path):
+    engine, backend = make_engine(tmp_path, [GOOD, BAD])
+    result = engine.implement(Task(path="calc.py", symbol="double", intent="edit"))
+    assert result.status == "verified", result.message
+    assert states_of(result) == ["UNDERSTAND", "LOCATE", "PLAN", "GENERATE", "VERIFY"]
+    assert result.trace[-1].state == "COMPLETE"
+    [patch] = result.patches
+    assert patch.path == "calc.py" and patch.before == CALC
+    assert "    return x * 2\n" in patch.after and patch.after.count("def ") == 3
+    assert "+    return x * 2" in patch.unified_diff()
+    locate = next(e for e in result.trace if e.state == "LOCATE")
+    assert locate.message.startswith("Found double at calc.py:4-9")
+    # the greedy candidate passed, so the second one was never verified
+    assert len(result.verdicts) == 1
+    [call] = result.model_calls
+    names = {s["name"]: s for s in call["sections"]}
+    assert {"system", "target"} <= set(names)
+    assert names["target"]["tokens"] == backend.count_tokens(
+        CALC[: CALC.index("    \"\"\"\n\n\ndef quadruple") + 8])
+    assert call["n"] == 2 and call["prompt_tokens"] > 0
+
+
+def test_intent_is_classified_with_a_grammar_when_not_given(tmp_path):
+    engine, backend = make_engine(tmp_path, ["edit", GOOD])
+    result = engine.implement(Task(path="calc.py", symbol="double",
+                                   instruction="make double return twice its input"))
+    assert result.status == "verified"
+    assert result.stats["intent"] == "edit"
+    assert backend.calls[0].grammar and "explain" in backend.calls[0].grammar
+    assert result.model_calls[0]["state"] == "UNDERSTAND"
+
+
+def test_failing_gate_feedback_reaches_the_next_prompt_verbatim(tmp_path):
+    engine, backend = make_engine(tmp_path, [BAD, BAD, GOOD])
+    result = engine.implement(Task(path="calc.py", symbol="double", intent="edit"))
+    assert result.status == "verified"
+    retry_prompt = backend.calls[2].prompt
+    assert f"    # previous attempt failed: {FAIL_LINE}\n" in retry_prompt
+    assert FAIL_LINE not in backend.calls[0].prompt
+    feedback = result.model_calls[1]["sections"]
+    assert any(s["name"] == "feedback" and s["tokens"] > 0 for s in feedback)
+    assert [e.data.get("outcome") for e in result.trace if e.state == "VERIFY"
+            and "outcome" in e.data] == ["retry", "passed"]
+
+
+def test_retry_exhaustion_returns_no_candidate_and_no_patch(tmp_path):
+    engine, backend = make_engine(tmp_path, [], retries=2)
+    backend.default = BAD
+    result = engine.implement(Task(path="calc.py", symbol="double", intent="edit"))
+    assert result.status == "no_candidate"
+    assert result.patches == []
+    assert FAIL_LINE in result.message
+    assert len([c for c in result.model_calls if c["state"] == "GENERATE"]) == 3  # 1 + 2 retries
+    assert states_of(result)[-1] == "VERIFY" and result.trace[-1].state == "FAILED"
+    # identical bodies are verified once, not once per attempt
+    assert len(engine.gate.requests) == 1
+    assert (tmp_path / "calc.py").read_text() == CALC
+
+
+def test_a_passing_candidate_is_never_lost_by_a_later_attempt(tmp_path):
+    engine, backend = make_engine(tmp_path, [BAD, GOOD, BAD, BAD], candidates=2, retries=3)
+    result = engine.implement(Task(path="calc.py", symbol="double", intent="edit"))
+    assert result.status == "verified"
+    assert len([c for c in result.model_calls if c["state"] == "GENERATE"]) == 1
+    assert "return x * 2" in result.patches[0].after
+
+
+def test_empty_generations_count_as_failed_attempts(tmp_path):
+    engine, backend = make_engine(tmp_path, ["\n", "def other():\n    pass\n", GOOD], retries=1)
+    result = engine.implement(Task(path="calc.py", symbol="double", intent="edit"))
+    assert result.status == "verified"
+    outcomes = [e.data.get("outcome") for e in result.trace if "outcome" in e.data]
+    assert "no_candidates" in outcomes and "retry" in outcomes
+    assert "# previous attempt failed: EMPTY" in backend.calls[2].prompt
+
+
+def test_body_stops_at_the_dedent(tmp_path):
+    engine, _ = make_engine(tmp_path, [GOOD + "\n\ndef rambling():\n    pass\n"])
+    result = engine.implement(Task(path="calc.py", symbol="double", intent="edit"))
+    assert result.status == "verified"
+    assert "rambling" not in result.patches[0].after
+
+
+@pytest.mark.parametrize("state", ["UNDERSTAND", "LOCATE", "PLAN", "GENERATE", "VERIFY"])
+def test_cancellation_before_each_state(tmp_path, state):
+    engine, _ = make_engine(tmp_path, [GOOD])
+    cancel = CancelToken()
+    if state == "UNDERSTAND":
+        cancel.cancel("user")
+
+    def sink(event):
+        if event.data.get("next") == state:
+            cancel.cancel("user")
+
+    result = run_task(engine, Task(path="calc.py", symbol="double", intent="edit"),
+                      cancel=cancel, on_event=sink)
+    assert result.status == "cancelled"
+    assert result.patches == []
+    last = [e for e in result.trace if "next" in e.data][-1]
+    assert last.state == state and last.data["next"] == "CANCELLED"
+
+
+def test_cancellation_during_generation_and_verification(tmp_path):
+    cancel = CancelToken()
+    engine, _ = make_engine(tmp_path, [GOOD, GOOD], on_call=lambda call: cancel.cancel("ctrl-c"))
+    result = run_task(engine, Task(path="calc.py", symbol="double", intent="edit"),
+                      cancel=cancel)
+    assert result.status == "cancelled" and result.message == "ctrl-c"
+    assert states_of(result)[-1] == "GENERATE"
+
+    cancel2 = CancelToken()
+    engine2, _ = make_engine(tmp_path, [BAD, GOOD])
+    engine2.gate.on_verify = lambda candidate: cancel2.cancel("stop")
+    result2 = run_task(engine2, Task(path="calc.py", symbol="double", intent="edit"),
+                       cancel=cancel2)
+    assert result2.status == "cancelled"
+    assert states_of(result2)[-1] == "VERIFY"
+    assert len(engine2.gate.requests) == 1  # the second candidate was not verified
+
+
+def test_unknown_symbol_is_a_clear_error(tmp_path):
+    engine, _ = make_engine(tmp_path, [])
+    result = engine.implement(Task(path="calc.py", symbol="nope", intent="edit"))
+    assert result.status == "error"
+    assert "nope" in result.message and "calc.py" in result.message
+
+
+def test_nothing_to_locate_fails_with_a_message(tmp_path):
+    engine, _ = make_engine(tmp_path, [])
+    result = engine.implement(Task(instruction="make it faster", intent="edit"))
+    assert result.status == "error" and "no target" in result.message
+    assert result.trace[-1].data["next"] == "FAILED"
+
+
+def test_locate_by_position_and_by_name_in_the_instruction(tmp_path):
+    engine, _ = make_engine(tmp_path, [GOOD])
+    result = engine.implement(Task(path="calc.py", position=Position(5, 4), intent="edit"))
+    assert result.status == "verified"
+    engine, _ = make_engine(tmp_path, [GOOD])
+    result = engine.implement(Task(instruction="implement `double` please", intent="edit"))
+    assert result.status == "verified"
+    assert "named in the instruction" in next(e for e in result.trace if e.state == "LOCATE").message
+
+
+def test_explain_returns_text_and_no_edit(tmp_path):
+    engine, backend = make_engine(tmp_path, [" Greets a person by name.\n# Prefixes hi."])
+    result = engine.implement(Task(path="calc.py", symbol="greet", intent="explain"))
+    assert result.status == "explained"
+    assert result.explanation == "Greets a person by name. Prefixes hi."
+    assert result.patches == []
+    assert 'return "hi " + name' in backend.calls[0].prompt
+
+
+def test_plan_implements_a_stub_callee_before_its_caller(tmp_path):
+    text = CALC  # quadruple calls double, which is still a stub
+
+    def check(body: str) -> list[str]:
+        return [] if "return" in body else ["TEST FAIL: no return"]
+
+    outputs = ["A", GOOD, "    return double(double(x))\n"]
+    engine, backend = make_engine(tmp_path, outputs, candidates=1, check=check, text=text)
+    engine._index = FakeIndex(tmp_path)
+    result = engine.implement(Task(path="calc.py", symbol="quadruple", intent="edit"))
+    assert result.status == "verified", result.message
+    assert result.stats["steps"] == ["double", "quadruple"]
+    assert backend.calls[0].grammar is not None  # the model confirmed the plan
+    after = result.patches[0].after
+    assert "    return x * 2\n" in after and "    return double(double(x))\n" in after
+    assert after.index("return x * 2") < after.index("return double(double")
+    assert any("Plan: double -> quadruple" in e.message for e in result.trace)
+
+
+def test_plan_model_may_narrow_to_the_target_only(tmp_path):
+    text = CALC.replace("    return double(double(x))\n", "")
+    engine, _ = make_engine(tmp_path, ["B", "    return x * 4\n"], candidates=1,
+                            check=lambda body: [], text=text)
+    result = engine.implement(Task(path="calc.py", symbol="quadruple", intent="edit"))
+    assert result.stats["steps"] == ["quadruple"]
+    assert "return x * 4" in result.patches[0].after
+
+
+def test_fix_intent_uses_diagnostics_as_the_description(tmp_path):
+    engine, backend = make_engine(tmp_path, [GOOD])
+    result = engine.implement(Task(path="calc.py", symbol="double", intent="fix",
+                                   diagnostics=(FAIL_LINE,)))
+    assert result.status == "verified"
+    assert f"# previous attempt failed: {FAIL_LINE}" in backend.calls[0].prompt
+    assert "Task: make this pass: " + FAIL_LINE in backend.calls[0].prompt
+
+
+def test_fix_intent_without_diagnostics_runs_the_checks_first(tmp_path):
+    engine, backend = make_engine(tmp_path, [GOOD])
+    result = engine.implement(Task(path="calc.py", symbol="double", intent="fix"))
+    assert result.status == "verified"
+    assert "previous attempt failed: TEST FAIL: test_double" in backend.calls[0].prompt
+
+
+def test_generate_new_code_at_the_end_of_a_file(tmp_path):
+    def check(body: str) -> list[str]:
+        return [] if body.startswith("def triple") else ["TEST FAIL: wrong"]
+
+    engine, _ = make_engine(tmp_path, ["def triple(x):\n    return 3 * x\n\nprint(1)\n"],
+                            candidates=1, check=check)
+    result = engine.implement(Task(path="calc.py", instruction="write triple(x)",
+                                   intent="generate"))
+    assert result.status == "verified", result.message
+    after = result.patches[0].after
+    assert after.startswith(CALC) and after.endswith("def triple(x):\n    return 3 * x\n")
+
+
+def test_session_summary_reaches_the_prompt(tmp_path):
+    engine, backend = make_engine(tmp_path, [GOOD])
+    summary = "# Session so far:\n# - implement greet: verified [calc.py]\n"
+    engine.implement(Task(path="calc.py", symbol="double", intent="edit",
+                          session_summary=summary))
+    assert summary in backend.calls[0].prompt
