@@ -1,0 +1,82 @@
+// Settings mirroring localcode.toml: VS Code's camelCase keys <-> the server's snake_case tables.
+// Only values the user set explicitly are sent, so the project's localcode.toml keeps its say
+// for everything else (initializationOptions is the highest configuration layer).
+
+/** The localcode.toml sections and keys the extension mirrors (camelCase as in package.json). */
+export const TOML_SETTINGS: Readonly<Record<string, readonly string[]>> = {
+  model: ["path", "contextLength", "nGpuLayers", "nThreads", "backend", "url", "requestTimeout"],
+  generation: ["candidates", "maxRetries", "temperature", "temperatureClassify", "maxTokens"],
+  context: ["systemBudget", "codeBudget", "taskBudget", "fewShotExamples"],
+  verification: ["parseCheck", "lint", "typeCheck", "test", "diffReview", "testTimeout", "memoryLimitMb"],
+  index: ["embeddingModel", "updateOnSave", "maxFileBytes"],
+};
+
+/** Settings that name an executable, a model file or a URL: never taken from an untrusted workspace. */
+export const RESTRICTED_SETTINGS: readonly string[] = [
+  "server.command",
+  "server.pythonPath",
+  "server.extraArgs",
+  "model.path",
+  "model.url",
+  "index.embeddingModel",
+];
+
+/** What `WorkspaceConfiguration.inspect` returns (the part we use). */
+export interface InspectResult<T> {
+  defaultValue?: T;
+  globalValue?: T;
+  workspaceValue?: T;
+  workspaceFolderValue?: T;
+}
+
+/** The slice of `vscode.WorkspaceConfiguration` (section "localcode") the mapping needs. */
+export interface ConfigurationLike {
+  inspect<T>(key: string): InspectResult<T> | undefined;
+}
+
+export type TomlTables = Record<string, Record<string, unknown>>;
+
+/** "contextLength" -> "context_length", "memoryLimitMb" -> "memory_limit_mb". */
+export function toSnakeCase(name: string): string {
+  return name.replace(/[A-Z]/g, (letter) => "_" + letter.toLowerCase());
+}
+
+/** The value the user set for `key`, honouring workspace trust; undefined when only the default applies. */
+export function explicitValue<T>(config: ConfigurationLike, key: string, trusted: boolean): T | undefined {
+  const inspected = config.inspect<T>(key);
+  if (!inspected) {
+    return undefined;
+  }
+  const fromWorkspace = trusted || !RESTRICTED_SETTINGS.includes(key);
+  if (fromWorkspace && inspected.workspaceFolderValue !== undefined) {
+    return inspected.workspaceFolderValue;
+  }
+  if (fromWorkspace && inspected.workspaceValue !== undefined) {
+    return inspected.workspaceValue;
+  }
+  return inspected.globalValue;
+}
+
+/** localcode.toml-shaped tables of the explicitly set settings: `{generation: {candidates: 3}}`. */
+export function tomlTables(config: ConfigurationLike, trusted: boolean): TomlTables {
+  const tables: TomlTables = {};
+  for (const [section, keys] of Object.entries(TOML_SETTINGS)) {
+    for (const key of keys) {
+      const value = explicitValue<unknown>(config, `${section}.${key}`, trusted);
+      if (value === undefined || value === null) {
+        continue;
+      }
+      if (typeof value === "string" && value === "" && (key === "path" || key === "url")) {
+        continue; // "" is the default meaning "none": do not override the project file with it
+      }
+      (tables[section] ??= {})[toSnakeCase(key)] = value;
+    }
+  }
+  return tables;
+}
+
+/** Does a configuration change event touch settings that need a server restart? */
+export function needsRestart(affects: (section: string) => boolean): boolean {
+  return ["localcode.server", "localcode.model.path", "localcode.model.backend", "localcode.model.url"]
+    .some((section) => affects(section));
+}

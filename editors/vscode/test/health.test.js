@@ -1,0 +1,22 @@
+const test = require("node:test");
+const assert = require("node:assert/strict");
+const { summarizeHealth, statusText } = require("../out/src/health");
+
+test("a model path is shown by its file name, an index by its state", () => {
+  const summary = summarizeHealth({ model: { path: "/cache/gemma-3-270m-q4_k_m.gguf" }, index: { state: "ready" } });
+  assert.deepEqual(summary, { model: "gemma-3-270m-q4_k_m.gguf", index: "ready", problems: 0 });
+  assert.equal(statusText(summary), "$(hubot) gemma-3-270m-q4_k_m.gguf · index ready");
+});
+
+test("failed checks are counted", () => {
+  const summary = summarizeHealth({
+    model: "embedded", checks: [{ name: "ruff", status: "ok" }, { name: "llama", status: "error" }],
+  });
+  assert.equal(summary.problems, 1);
+  assert.match(statusText(summary), /warning\) 1$/);
+});
+
+test("unknown shapes degrade to '?' instead of throwing", () => {
+  assert.deepEqual(summarizeHealth(null), { model: "?", index: "?", problems: 0 });
+  assert.deepEqual(summarizeHealth({ model: [1, 2] }), { model: "?", index: "?", problems: 0 });
+});

@@ -1,0 +1,79 @@
+const test = require("node:test");
+const assert = require("node:assert/strict");
+const { configuration } = require("./vscode-stub");
+const settings = require("../out/src/settings");
+const packageJson = require("../package.json");
+
+test("camelCase setting names map to localcode.toml keys", () => {
+  assert.equal(settings.toSnakeCase("contextLength"), "context_length");
+  assert.equal(settings.toSnakeCase("memoryLimitMb"), "memory_limit_mb");
+  assert.equal(settings.toSnakeCase("nGpuLayers"), "n_gpu_layers");
+  assert.equal(settings.toSnakeCase("candidates"), "candidates");
+});
+
+test("only explicitly set values reach initializationOptions, nested like localcode.toml", () => {
+  const config = configuration({
+    "generation.candidates": { defaultValue: 5, globalValue: 3 },
+    "generation.temperature": { defaultValue: 0.6 },
+    "model.contextLength": { defaultValue: 8192, workspaceValue: 4096 },
+    "verification.typeCheck": { defaultValue: false, workspaceFolderValue: true, workspaceValue: false },
+    "model.path": { defaultValue: "", globalValue: "" },
+  });
+  assert.deepEqual(settings.tomlTables(config, true), {
+    generation: { candidates: 3 },
+    model: { context_length: 4096 },
+    verification: { type_check: true },
+  });
+});
+
+test("an untrusted workspace cannot point the server at a model file or URL", () => {
+  const config = configuration({
+    "model.path": { defaultValue: "", globalValue: "/models/user.gguf", workspaceValue: "./evil.gguf" },
+    "model.url": { defaultValue: "", workspaceValue: "http://10.0.0.1" },
+    "generation.candidates": { defaultValue: 5, workspaceValue: 2 },
+  });
+  assert.deepEqual(settings.tomlTables(config, false), {
+    model: { path: "/models/user.gguf" },
+    generation: { candidates: 2 },
+  });
+  assert.deepEqual(settings.tomlTables(config, true), {
+    model: { path: "./evil.gguf", url: "http://10.0.0.1" },
+    generation: { candidates: 2 },
+  });
+});
+
+test("every mirrored setting is declared in package.json with a description and the default of localcode.toml", () => {
+  const properties = packageJson.contributes.configuration.properties;
+  const tomlDefaults = {
+    "model.context_length": 8192, "generation.candidates": 5, "generation.max_retries": 3,
+    "generation.temperature": 0.6, "context.code_budget": 1536, "verification.type_check": false,
+    "index.update_on_save": true,
+  };
+  for (const [section, keys] of Object.entries(settings.TOML_SETTINGS)) {
+    for (const key of keys) {
+      const declared = properties[`localcode.${section}.${key}`];
+      assert.ok(declared, `localcode.${section}.${key} is not declared`);
+      assert.ok(declared.description || declared.markdownDescription, `${section}.${key} has no description`);
+      const toml = `${section}.${settings.toSnakeCase(key)}`;
+      if (toml in tomlDefaults) {
+        assert.equal(declared.default, tomlDefaults[toml], toml);
+      }
+    }
+  }
+});
+
+test("settings that name executables are restricted in untrusted workspaces", () => {
+  const restricted = packageJson.capabilities.untrustedWorkspaces.restrictedConfigurations;
+  assert.equal(packageJson.capabilities.untrustedWorkspaces.supported, "limited");
+  for (const key of settings.RESTRICTED_SETTINGS) {
+    assert.ok(restricted.includes(`localcode.${key}`), key);
+    assert.ok(packageJson.contributes.configuration.properties[`localcode.${key}`], key);
+  }
+});
+
+test("server and model-location changes need a restart, sampling changes do not", () => {
+  const affects = (changed) => (section) => changed.some((c) => c === section || c.startsWith(section + "."));
+  assert.equal(settings.needsRestart(affects(["localcode.server.command"])), true);
+  assert.equal(settings.needsRestart(affects(["localcode.model.path"])), true);
+  assert.equal(settings.needsRestart(affects(["localcode.generation.candidates"])), false);
+});
