@@ -238,7 +238,7 @@ class Session:
                                  "the next /index", "yellow")
             return
         except Exception as exc:  # the session still works without a fresh index
-            log.exception("index build failed")
+            log.info("index build failed", exc_info=True)  # traceback: log file only
             ui.say(self.console, f"could not update the index: {exc}", "yellow")
             return
         ui.say(self.console, f"{ui.describe_stats(stats)} ({self.clock() - started:.1f} s)")
@@ -278,7 +278,7 @@ class Session:
             except Cancelled as exc:
                 box["result"] = Result(status="cancelled", message=str(exc) or "cancelled")
             except BaseException as exc:  # reported by the main thread
-                log.exception("task failed")
+                log.info("task failed", exc_info=True)  # traceback: log file only
                 box["error"] = exc
             finally:
                 events.put(_DONE)
@@ -367,4 +367,4 @@ class Session:
             if callable(update):
                 update(path, data.decode("utf-8", "surrogateescape"))
         except Exception:  # the next start-up's incremental build catches up
-            log.exception("could not re-index %s", path)
+            log.info("could not re-index %s", path, exc_info=True)

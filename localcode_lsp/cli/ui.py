@@ -98,21 +98,31 @@ def status_line(console: Console, result: Result | None, seconds: float,
 
 
 def describe_stats(stats: Any) -> str:
-    """A one-line summary of whatever the index's build returned."""
+    """A one-line summary of whatever the index's build returned (IndexStats or a dict)."""
     if stats is None:
         return "index up to date"
-    if isinstance(stats, dict):
-        items = stats.items()
+    if hasattr(stats, "as_dict"):
+        stats = stats.as_dict()
     elif hasattr(stats, "__dataclass_fields__"):
-        items = ((name, getattr(stats, name)) for name in stats.__dataclass_fields__)
-    else:
+        stats = {name: getattr(stats, name) for name in stats.__dataclass_fields__}
+    if not isinstance(stats, dict):
         return str(stats)
+    if "files" in stats and "parsed_now" in stats:
+        text = (f"index: {stats['files']} files ({stats.get('parsed_now', 0)} parsed, "
+                f"{stats.get('parsed_cached', 0)} cached)")
+        if stats.get("symbols"):
+            text += f", {stats['symbols']} symbols"
+        if stats.get("embeddings", True) and "chunks" in stats:
+            text += (f", {stats['chunks']} chunks ({stats.get('embedded_now', 0)} embedded, "
+                     f"{stats.get('embedded_reused', 0)} reused)")
+        return text
     shown = []
-    for key, value in items:
+    for key, value in stats.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            continue
         if isinstance(value, float):
             value = f"{value:.1f}"
-        if isinstance(value, (int, str)) or isinstance(value, float):
-            shown.append(f"{key.replace('_', ' ')}: {value}")
+        shown.append(f"{key.replace('_', ' ')}: {value}")
     return ", ".join(shown) if shown else "index up to date"
 
 

@@ -1,0 +1,98 @@
+"""The real session, end to end: a pseudo-terminal (pexpect), the real index, pipeline, gates and
+the embedded gemma-3-270m model, on tests/fixtures/session_model (a stub `add` with a test).
+
+One spawned session does everything so the model and index load once: a task whose diff is
+refused with `n` (file byte-identical), the same task applied with `y` (new inode, tests pass),
+Ctrl-C during GENERATE back to the prompt, and Ctrl-D exiting 0.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pexpect
+import pytest
+
+pytestmark = [pytest.mark.model, pytest.mark.embeddings, pytest.mark.slow]
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+PROMPT = "you:"
+TASK = "implement the add function in src/mathutil.py"
+
+
+def spawn_session(project: Path, config_home: Path) -> pexpect.spawn:
+    env = dict(os.environ, LOCALCODE_CONFIG_HOME=str(config_home), PROMPT_TOOLKIT_NO_CPR="1",
+               TERM="xterm-256color")
+    env.pop("LOCALCODE_TEST_ENGINE_FACTORY", None)
+    return pexpect.spawn(sys.executable, ["-m", "localcode_lsp", "--project", str(project)],
+                         env=env, encoding="utf-8", timeout=240, dimensions=(60, 160))
+
+
+def expect_diff(child: pexpect.spawn) -> str:
+    """Wait for the stage lines and the diff of a verified `add`; return the text shown."""
+    child.expect(r"\[LOCATE\]\S* Found add at src/mathutil.py:\d+")
+    child.expect(r"\[GENERATE\]\S* Producing \d+ candidates")
+    child.expect(r"\[VERIFY\]\S* Candidate \d+ passes \(parse ✓")
+    child.expect("Here's the diff:")
+    child.expect(r"Apply\? \[y/n\]")
+    return ANSI.sub("", child.before)
+
+
+def test_real_session_apply_refuse_cancel_and_leave(copy_fixture, isolated_home) -> None:
+    project = copy_fixture("session_model")
+    target = project / "src" / "mathutil.py"
+    original = target.read_bytes()
+    inode = target.stat().st_ino
+
+    child = spawn_session(project, isolated_home)
+    try:
+        child.expect(PROMPT)  # after the first index build
+
+        child.sendline(TASK)
+        shown = expect_diff(child)
+        assert "src/mathutil.py" in shown
+        assert "-    raise NotImplementedError" in shown
+        child.sendline("n")
+        child.expect("not applied; the files are unchanged")
+        child.expect(r"model calls: [1-9]\d*")
+        child.expect(PROMPT)
+        assert target.read_bytes() == original
+        assert target.stat().st_ino == inode
+
+        child.sendline(TASK)
+        shown = expect_diff(child)
+        added = [line for line in shown.splitlines() if line.strip().startswith("+ ")
+                 or line.strip().startswith("+    ")]
+        assert added, shown
+        child.sendline("y")
+        child.expect("applied src/mathutil.py")
+        child.expect(PROMPT)
+        text = target.read_text()
+        assert "raise NotImplementedError" not in text
+        assert target.stat().st_ino != inode
+        check = subprocess.run([sys.executable, "-c", "from src.mathutil import add; "
+                                "assert add(2, 3) == 5 and add(-1, 1) == 0"],
+                               cwd=project, capture_output=True, text=True, timeout=60)
+        assert check.returncode == 0, check.stderr  # the applied body really works
+
+        child.sendline("implement the double function in src/mathutil.py so it uses addition")
+        child.expect(r"\[PLAN\]")  # GENERATE starts right after the PLAN line
+        child.sendintr()
+        child.expect(r"Cancelled during GENERATE", timeout=60)
+        child.expect(r"\[CANCELLED\]\S* task cancelled")
+        child.expect(PROMPT)
+        assert child.isalive()
+
+        child.sendeof()
+        child.expect("bye")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
+    assert "raise NotImplementedError" not in target.read_text()
