@@ -112,6 +112,14 @@ class IndexConfig:
 
 
 @dataclass(frozen=True)
+class KnowledgeConfig:
+    """[knowledge]: the pattern library, error->fix cache and doc fragments under .localcode/."""
+
+    enabled: bool = True
+    max_mb: int = 32  # cap of .localcode/knowledge/ (least recently used entries evicted)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration, frozen once loaded. `sources` maps "section.key" to its layer."""
 
@@ -120,6 +128,7 @@ class Config:
     context: ContextConfig = field(default_factory=ContextConfig)
     verification: VerificationConfig = field(default_factory=VerificationConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
+    knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def source_of(self, dotted_key: str) -> str:
@@ -143,6 +152,7 @@ SECTIONS: dict[str, type] = {
     "context": ContextConfig,
     "verification": VerificationConfig,
     "index": IndexConfig,
+    "knowledge": KnowledgeConfig,
 }
 
 # (minimum, maximum) inclusive; None = unbounded on that side.
@@ -163,6 +173,7 @@ _RANGES: dict[str, tuple[float | None, float | None]] = {
     "verification.test_timeout": (0.1, 3600),
     "verification.memory_limit_mb": (64, 1_048_576),
     "index.max_file_bytes": (1, None),
+    "knowledge.max_mb": (1, 65_536),
 }
 
 _CHOICES: dict[str, tuple[str, ...]] = {

@@ -83,6 +83,20 @@ class Engine:
                 self._gate = Gate(self.workspace, self.config, backend=lambda: self.backend)
             return self._gate
 
+    @property
+    def knowledge(self) -> Any:
+        """The knowledge store (pattern library, error->fix cache, doc fragments); None when
+        `[knowledge] enabled = false`."""
+        with self._lock:
+            settings = getattr(self.config, "knowledge", None)
+            if self._knowledge is None and getattr(settings, "enabled", True):
+                from .knowledge import KnowledgeStore
+
+                self._knowledge = KnowledgeStore(
+                    self.workspace, self.config, index_provider=lambda: self.index,
+                    max_bytes=int(getattr(settings, "max_mb", 32)) * 1024 * 1024)
+            return self._knowledge
+
     # --- documents ---------------------------------------------------------------------------
 
     def open_document(self, path_or_uri: str | Path, text: str, version: int | None = None,
@@ -127,3 +141,6 @@ class Engine:
         index, self._index = self._index, None
         if index is not None and hasattr(index, "close"):
             index.close()
+        knowledge, self._knowledge = self._knowledge, None
+        if knowledge is not None:
+            knowledge.close()

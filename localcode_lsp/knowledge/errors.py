@@ -133,20 +133,23 @@ def abstract_line(line: str) -> str:
     out: list[str] = []
     index = 0
     depth = 0
+    inside = False
     for match in re.finditer(r"[A-Za-z_][A-Za-z0-9_]*|<STR>|<NUM>|\S", text):
         token = match.group(0)
         index = match.start()
         if token == "(":
             if depth == 0:
                 out.append("(")
+                inside = False
             depth += 1
             continue
         if token == ")":
             depth = max(0, depth - 1)
             if depth == 0:
-                out.append("...)" if out and out[-1] != "(" else ")")
+                out.append("...)" if inside else ")")
             continue
         if depth:
+            inside = True
             continue
         if token in ("<STR>", "<NUM>") or keyword.iskeyword(token) or not token[0].isalpha() \
                 and token[0] != "_":
@@ -359,8 +362,11 @@ class ErrorFixCache:
         current = text
         repair = Repair(text)
         needs_ruff = False
-        for raw in feedback:
-            fact = parse_feedback(raw)
+        facts = [parse_feedback(raw) for raw in feedback]
+        # Line-addressed edits first, bottom up, so earlier ones do not shift later line numbers;
+        # imports (which insert lines at the top) last.
+        facts.sort(key=lambda f: (_is_undefined_name(f), -(f.line or 0)))
+        for fact in facts:
             before = current
             if _is_undefined_name(fact) and fact.names:
                 head = fact.names[0].split(".")[0]

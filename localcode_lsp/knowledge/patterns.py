@@ -343,9 +343,11 @@ class PatternLibrary:
     # --- selection ---------------------------------------------------------------------------
 
     def _embedding_scores(self, target: Target) -> dict[tuple[str, str], float]:
-        search = getattr(self.index, "search", None) if self.index is not None else None
-        if search is None:
-            return {}
+        index = self.index() if callable(self.index) and not hasattr(self.index, "search") \
+            else self.index
+        search = getattr(index, "search", None) if index is not None else None
+        if search is None or not target.instruction.strip():
+            return {}  # no instruction: the pipeline did not load the embedder; neither do we
         query = " ".join(filter(None, [target.signature or target.name, target.docstring,
                                        target.instruction]))
         try:

@@ -37,11 +37,13 @@ class KnowledgeStore:
     """What localcode learned about one workspace, and the providers that put it in prompts."""
 
     def __init__(self, workspace: Any, config: Any = None, index: Any = None, *,
+                 index_provider: Callable[[], Any] | None = None,
                  max_bytes: int = DEFAULT_MAX_BYTES, enabled: bool = True,
                  directory: Path | None = None) -> None:
         self.workspace = workspace
         self.config = config
-        self.index = index
+        self._index = index
+        self._index_provider = index_provider
         self.enabled = enabled
         root = Path(getattr(workspace, "root", workspace))
         self.root = root
@@ -53,7 +55,7 @@ class KnowledgeStore:
                             max_bytes=int(self.max_bytes * share))
             for name, share in _SHARES.items()
         }
-        self.patterns = PatternLibrary(root, self._caches["patterns"], index=index)
+        self.patterns = PatternLibrary(root, self._caches["patterns"], index=self._lazy_index)
         self.errors = ErrorFixCache(self._caches["errors"],
                                     resolve_workspace_import=self.resolve_workspace_import,
                                     ruff_fix=self._ruff_fix if self._trusted() else None)
@@ -61,6 +63,20 @@ class KnowledgeStore:
         self.session: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
 
     # --- helpers -----------------------------------------------------------------------------
+
+    @property
+    def index(self) -> Any:
+        """The CodeIndex when one is at hand (created on demand by the engine), else None."""
+        if self._index is None and self._index_provider is not None:
+            try:
+                self._index = self._index_provider()
+            except Exception as exc:  # no index: the store mines the files itself
+                log.info("knowledge store without index: %s", exc)
+            self._index_provider = None
+        return self._index
+
+    def _lazy_index(self) -> Any:
+        return self.index
 
     def _trusted(self) -> bool:
         return bool(getattr(self.workspace, "trusted", True))

@@ -19,6 +19,7 @@ from ..context.budget import Budget, CachedCounter, Section
 from ..context.compress import digest_feedback, shorten
 from ..context.rag import ContextQuery, IndexContextProvider, gather, select
 from ..data import Candidate, Patch, Result, Task, TraceEvent, Verdict
+from ..knowledge import hooks as knowledge_hooks
 from ..logs import get_logger
 from . import prompts
 from .states import TERMINAL, State, next_state
@@ -358,6 +359,7 @@ class PipelineRun:
         providers = list(getattr(self.engine, "context_providers", None) or [])
         if not any(getattr(p, "name", "") == "index" for p in providers):
             providers.insert(0, IndexContextProvider(self.engine.index, self.engine.workspace))
+        providers.extend(knowledge_hooks.providers(self.engine, providers))  # few_shot, docs
         query = ContextQuery(self.description, target.path, getattr(target, "symbol", None),
                              target.file_text, self.intent, tuple(self.attempt.feedback))
         snippets = gather(providers, query)
@@ -541,9 +543,14 @@ class PipelineRun:
             if self.best is None or key > self.best[0]:
                 self.best = (key, verdict, candidate)
         if winner is not None:
+            knowledge_hooks.after_pass(self, winner)  # a fixed retry teaches the error cache
             return self._accept(winner)
+        repaired = knowledge_hooks.repair_before_retry(self, request, attempt_best)
+        if repaired is not None:  # fixed without a model call (missing import, unused name...)
+            return self._accept(repaired)
         self.attempt.feedback = digest_feedback(attempt_best[1].feedback if attempt_best else
                                                 ["EMPTY: the model wrote no function body"])
+        self.attempt.feedback += knowledge_hooks.past_fixes(self, attempt_best)
         if self.attempt.number >= self.config.generation.max_retries:
             return "exhausted", (f"No candidate passed after {self.attempt.number + 1} attempts")
         self.attempt = Attempt(number=self.attempt.number + 1, feedback=self.attempt.feedback,
