@@ -208,15 +208,19 @@ def insert_import(text: str, statement: str) -> str:
     lines = text.splitlines(keepends=True)
     tree = syntax.parse(text)
     insert_at = 0
+    after_docstring = False
     for node in tree.root_node.named_children:
         if node.type in ("import_statement", "import_from_statement", "future_import_statement"):
             insert_at = node.end_point[0] + 1
+            after_docstring = False
         elif node.type == "expression_statement" and node.named_child_count == 1 \
                 and node.named_children[0].type == "string" and insert_at == 0 \
                 and node.start_point[0] == 0:
             insert_at = node.end_point[0] + 1
+            after_docstring = True
         elif node.type == "string" and insert_at == 0 and node.start_point[0] == 0:
             insert_at = node.end_point[0] + 1
+            after_docstring = True
         elif node.type == "comment" and insert_at == node.start_point[0]:
             continue
         else:
@@ -224,7 +228,7 @@ def insert_import(text: str, statement: str) -> str:
     newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
     if insert_at > 0 and insert_at <= len(lines) and not lines[insert_at - 1].endswith(("\n", "\r")):
         lines[insert_at - 1] += newline
-    block = statement + newline
+    block = (newline if after_docstring else "") + statement + newline
     if insert_at == 0 and lines and lines[0].strip():
         block += newline if not lines[0].lstrip().startswith(("import ", "from ")) else ""
     lines.insert(insert_at, block)
@@ -313,8 +317,9 @@ class ErrorFixCache:
         diff = [line for line in difflib.unified_diff(
             failing_text.splitlines(), fixed_text.splitlines(), lineterm="", n=0)
             if not line.startswith(("---", "+++", "@@"))]
-        added_imports = {f.alias: _import_statement(f) for f in syntax.imports_in_source(fixed_text)}
-        for existing in syntax.imports_in_source(failing_text):
+        added_imports = {f.alias: _import_statement(f)
+                         for f in syntax.imports_in_source(fixed_text, deep=True)}
+        for existing in syntax.imports_in_source(failing_text, deep=True):
             added_imports.pop(existing.alias, None)
         signatures = []
         for raw in feedback:

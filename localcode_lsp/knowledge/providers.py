@@ -53,10 +53,17 @@ class FewShotProvider:
     def provide(self, query: Any) -> list[Any]:
         symbol = getattr(query, "symbol", None)
         target: Any = symbol if symbol is not None else {"name": "", "path": query.path}
-        examples = self.store.few_shot_for(target, budget_tokens=_budget(self.store, self.share),
+        k = self.store._few_shot_k()
+        examples = self.store.few_shot_for(target, k + 3,
+                                           budget_tokens=_budget(self.store, self.share),
                                            path=query.path, instruction=query.instruction)
+        visible = ""  # the prompt shows the target file up to the target: no need to repeat it
+        if symbol is not None and query.file_text:
+            start = int(getattr(symbol, "start_line", 0) or 0)
+            visible = "".join(query.file_text.splitlines(keepends=True)[:start])
         return [_snippet(text=e.text, source="example", path=e.path, name=e.qualified_name,
-                         score=e.score, section="few_shot") for e in examples]
+                         score=e.score, section="few_shot") for e in examples
+                if not (e.path == query.path and e.text.strip() in visible)][:k]
 
 
 class DocsProvider:

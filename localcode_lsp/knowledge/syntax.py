@@ -207,13 +207,17 @@ def _walk_definitions(node: Any, scope: list[str], in_class: bool,
                 yield from _walk_definitions(body, [*scope, name], True, source_lines)
 
 
-def _imports(root: Any) -> list[ImportFact]:
+_MODULE_LEVEL_BLOCKS = ("if_statement", "try_statement", "block", "else_clause", "except_clause",
+                       "finally_clause", "elif_clause")
+
+
+def _imports(root: Any, deep: bool = False) -> list[ImportFact]:
     facts: list[ImportFact] = []
     stack = list(root.named_children)
     while stack:
         node = stack.pop(0)
-        if node.type in ("if_statement", "try_statement", "block", "else_clause",
-                         "except_clause", "finally_clause", "elif_clause"):
+        if node.type not in ("import_statement", "import_from_statement") and (
+                deep or node.type in _MODULE_LEVEL_BLOCKS):
             stack[0:0] = list(node.named_children)
             continue
         line = node.start_point[0]
@@ -262,5 +266,6 @@ def calls_in_source(source: str) -> tuple[str, ...]:
     return _calls_in(parse(source).root_node)
 
 
-def imports_in_source(source: str) -> list[ImportFact]:
-    return _imports(parse(source).root_node)
+def imports_in_source(source: str, *, deep: bool = False) -> list[ImportFact]:
+    """Module-level imports (`deep`: also those inside functions and classes)."""
+    return _imports(parse(source).root_node, deep)
