@@ -145,7 +145,8 @@ class BM25:
         for chunk in chunks:
             if chunk.id in self._docs:
                 continue
-            terms = tokenize(chunk.embedding_text)
+            # the symbol's own name counts three times: a query naming it should find it
+            terms = tokenize(chunk.embedding_text) + tokenize(chunk.symbol) * 2
             tf = Counter(terms)
             self._docs[chunk.id] = (tf, len(terms))
             self._total_length += len(terms)

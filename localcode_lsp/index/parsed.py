@@ -119,9 +119,14 @@ class ParsedFile:
         old_groups = self._groups
         groups: dict[tuple[int, int], list[Symbol]] = {}
         dirty: list[tuple[int, int]] = []
+        gap_start = 0
         for top in new_tree.root_node.children:
             start, end = top.start_byte, top.end_byte
-            touched = any(a <= end and start <= b for a, b in changed)
+            # The gap before a node counts as part of it: a docstring comment (JS) or the
+            # indentation of its first line lives there.
+            touched = any(a <= end and gap_start <= b for a, b in changed)
+            if top.type != "comment":
+                gap_start = end
             # An untouched top-level node has the same text and structure as before, so its
             # symbols (none when it had no group) carry over, shifted when after the edit.
             if not touched and end < edit.start_byte:

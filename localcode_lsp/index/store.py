@@ -71,6 +71,9 @@ class Embedder:
                 started = time.perf_counter()
                 try:
                     from sentence_transformers import SentenceTransformer
+                    from transformers.utils import logging as transformers_logging
+
+                    transformers_logging.disable_progress_bar()
 
                     self._model = SentenceTransformer(str(self.model_dir), device="cpu")
                 except Exception as exc:
@@ -128,6 +131,7 @@ class VectorStore:
                 self.reset()
 
     def _open(self) -> None:
+        os.environ.setdefault("LANCEDB_LOG", "error")  # the Rust logger warns on stderr
         import lancedb
 
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -259,7 +263,8 @@ class VectorStore:
             if self._table is None:
                 return
             try:
-                self._table.optimize(cleanup_older_than=timedelta(seconds=0))
+                # a minute of grace: another localcode process may still read an older version
+                self._table.optimize(cleanup_older_than=timedelta(minutes=1))
             except Exception as exc:  # compaction is an optimisation: never fatal
                 log.info("index compaction skipped: %s", exc)
 
@@ -271,7 +276,7 @@ class VectorStore:
             try:
                 query = self._table.search(vector).metric("cosine").limit(limit)
                 return query.select(["id", "path", "start_line", "end_line", "symbol", "kind",
-                                     "text", "content_hash"]).to_list()
+                                     "text", "content_hash", "_distance"]).to_list()
             except Exception as exc:
                 log.warning("index table search failed (%s): rebuilding it", exc)
                 self.reset()

@@ -125,7 +125,8 @@ _DEF_QUERIES = {
     ] @def""",
 }
 _DEF_QUERIES["typescript"] = _DEF_QUERIES["javascript"].replace(
-    "(class_declaration)", "(class_declaration) (abstract_class_declaration)")
+    "(class_declaration)",
+    "(class_declaration) (abstract_class_declaration) (abstract_method_signature)")
 _DEF_QUERIES["tsx"] = _DEF_QUERIES["typescript"]
 
 _CALL_QUERIES = {
