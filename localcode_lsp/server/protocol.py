@@ -1,0 +1,313 @@
+"""JSON-RPC hygiene on top of pygls' LanguageServerProtocol.
+
+Stock pygls 2.1.1 structures messages inside `json.loads` (a bad parameter loses the request id,
+so the client never gets an answer), drops requests silently after `shutdown`, answers nothing
+before `initialize`, puts tracebacks into error `data`, shows out-of-band errors as popups, and
+cancels only the outer future of a command. This class takes raw bodies instead and guarantees:
+exactly one response per request id, -32700 / -32600 / -32601 / -32602 / -32002 / -32603 codes
+as the spec says, and cancellation that reaches the engine through a CancelToken per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+from lsprotocol.types import ResponseError, ResponseErrorMessage
+from pygls.exceptions import JsonRpcException
+from pygls.protocol import LanguageServerProtocol, lsp_method
+from pygls.protocol.json_rpc import JsonRPCNotification, JsonRPCRequestMessage, MsgId
+
+from ..cancel import CancelToken
+from ..logs import get_logger
+
+if TYPE_CHECKING:
+    from .server import LocalcodeServer
+
+log = get_logger("server.protocol")
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+SERVER_NOT_INITIALIZED = -32002
+REQUEST_CANCELLED = -32800
+CONTENT_MODIFIED = -32801
+
+
+def _is_valid_id(value: Any) -> bool:
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    text = str(exc).replace("\n", " ").strip() or type(exc).__name__
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+class LocalcodeProtocol(LanguageServerProtocol):
+    """LanguageServerProtocol fed raw message bodies, with strict JSON-RPC and LSP lifecycle."""
+
+    _server: LocalcodeServer
+
+    def __init__(self, server: Any, converter: Any) -> None:
+        super().__init__(server, converter)
+        self._initialize_seen = False
+        self._write_lock = threading.Lock()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.cancel_tokens: dict[MsgId, CancelToken] = {}
+
+    # --- entry point -------------------------------------------------------------------------
+
+    def handle_body(self, body: bytes) -> None:
+        """Handle one framed message body (whatever bytes the client sent)."""
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            log.warning("unparsable message (%d bytes): %s", len(body), _short(exc, 120))
+            self._send_error(None, PARSE_ERROR, "Parse error: the message is not valid JSON")
+            return
+        if not isinstance(data, dict):
+            self._send_error(None, INVALID_REQUEST,
+                             "Invalid request: expected a JSON object (batches are not supported)")
+            return
+        has_id = "id" in data
+        msg_id = data.get("id")
+        method = data.get("method")
+        reply_id = msg_id if _is_valid_id(msg_id) else None
+        if data.get("jsonrpc") != "2.0":
+            if has_id or method is not None:
+                self._send_error(reply_id, INVALID_REQUEST, 'Invalid request: "jsonrpc" must be "2.0"')
+            return
+        if method is None:
+            if has_id and _is_valid_id(msg_id) and ("result" in data or "error" in data):
+                self._handle_client_response(msg_id, data)
+            else:
+                log.warning("ignoring a message with neither a method nor a valid response id")
+            return
+        if not isinstance(method, str):
+            if has_id:
+                self._send_error(reply_id, INVALID_REQUEST, 'Invalid request: "method" must be a string')
+            return
+        if has_id:
+            if not _is_valid_id(msg_id):
+                self._send_error(None, INVALID_REQUEST,
+                                 'Invalid request: "id" must be an integer or a string')
+                return
+            self._dispatch_request(msg_id, method, data.get("params"))
+        else:
+            self._dispatch_notification(method, data.get("params"))
+
+    # --- requests ----------------------------------------------------------------------------
+
+    def _dispatch_request(self, msg_id: MsgId, method: str, params: Any) -> None:
+        if self._shutdown:
+            self._send_error(msg_id, INVALID_REQUEST, "Invalid request: the server is shutting down")
+            return
+        if method == types.INITIALIZE:
+            if self._initialize_seen:
+                self._send_error(msg_id, INVALID_REQUEST, "Invalid request: already initialized")
+                return
+        elif not self._initialize_seen:
+            self._send_error(msg_id, SERVER_NOT_INITIALIZED, "Server not initialized")
+            return
+        if self.fm.builtin_features.get(method) is None and self.fm.features.get(method) is None:
+            self._send_error(msg_id, METHOD_NOT_FOUND, f"Method not found: {method[:200]}")
+            return
+        message_type = self.get_message_type(method) or JsonRPCRequestMessage
+        raw: dict[str, Any] = {"jsonrpc": "2.0", "id": msg_id, "method": method}
+        if params is not None:
+            raw["params"] = params
+        try:
+            message = self._converter.structure(raw, message_type)
+        except Exception as exc:  # cattrs raises many kinds for wrong shapes
+            self._send_error(msg_id, INVALID_PARAMS, f"Invalid params for {method}: {_short(exc)}")
+            return
+        if method == types.INITIALIZE:
+            self._initialize_seen = True
+        self.handle_message(message)
+
+    def _handle_client_response(self, msg_id: MsgId, data: dict[str, Any]) -> None:
+        future = self._request_futures.get(msg_id)
+        if future is None:
+            log.debug("response to an unknown request id %r", msg_id)
+            return
+        try:
+            if "error" in data:
+                message = self._converter.structure(data, ResponseErrorMessage)
+            else:
+                response_type = self._result_types.get(msg_id) or None
+                if response_type is None:
+                    message = None
+                    self._request_futures.pop(msg_id, None)
+                    future.set_result(data.get("result"))
+                    return
+                message = self._converter.structure(data, response_type)
+        except Exception as exc:
+            self._request_futures.pop(msg_id, None)
+            self._result_types.pop(msg_id, None)
+            if not future.done():
+                future.set_exception(JsonRpcException(f"malformed response: {_short(exc)}"))
+            return
+        self._result_types.pop(msg_id, None)
+        self.handle_message(message)
+
+    # --- notifications -----------------------------------------------------------------------
+
+    def _dispatch_notification(self, method: str, params: Any) -> None:
+        if method == types.EXIT:
+            self._server.request_exit(0 if self._shutdown else 1)
+            return
+        if self._shutdown:
+            return
+        if method == types.CANCEL_REQUEST:
+            request_id = params.get("id") if isinstance(params, dict) else None
+            if _is_valid_id(request_id):
+                self._handle_cancel_notification(request_id)
+            return
+        if not self._initialize_seen:
+            log.debug("dropping notification %s before initialize", method[:200])
+            return
+        if self.fm.builtin_features.get(method) is None and self.fm.features.get(method) is None:
+            if not method.startswith("$/"):
+                log.info("ignoring notification for unknown method %s", method[:200])
+            return
+        message_type = self.get_message_type(method) or JsonRPCNotification
+        raw: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            raw["params"] = params
+        try:
+            message = self._converter.structure(raw, message_type)
+        except Exception as exc:
+            log.warning("ignoring %s with invalid params: %s", method, _short(exc))
+            return
+        self.handle_message(message)
+
+    def _handle_cancel_notification(self, msg_id: MsgId) -> None:
+        """Cancel the engine work behind a request (its handler then answers -32800), or, for
+        requests without engine work, the handler's future as stock pygls does."""
+        token = self.cancel_tokens.get(msg_id)
+        if token is not None:
+            token.cancel("cancelled by the client")
+            return
+        future = self._request_futures.get(msg_id)
+        if future is not None and not future.done():
+            future.cancel()
+
+    # --- lifecycle: exit is handled in _dispatch_notification ---------------------------------
+
+    @lsp_method(types.EXIT)
+    def lsp_exit(self, *args: Any) -> None:  # reached only if someone calls handle_message
+        self._server.request_exit(0 if self._shutdown else 1)
+
+    # Documents live in the server's DocumentStore (which refuses out-of-range changes);
+    # pygls' own workspace copy would silently append them, so these only reach our handlers.
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams):
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_OPEN)) is not None:
+            yield handler, (params,), None
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams):
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
+            yield handler, (params,), None
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
+    def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams):
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CLOSE)) is not None:
+            yield handler, (params,), None
+
+    @lsp_method(types.WORKSPACE_EXECUTE_COMMAND)
+    def lsp_workspace__execute_command(self, params: types.ExecuteCommandParams):
+        """Commands get the whole params (work-done token included) and validate their own
+        arguments, so a bad argument is -32602 for the same id."""
+        result = yield self._server.execute_command, (params,), None
+        return result
+
+    # --- responses ---------------------------------------------------------------------------
+
+    def _send_handler_result(self, future: Future[Any], *, msg_id: MsgId) -> None:
+        """Exactly one response per request; errors carry a message, never a traceback."""
+        self._request_futures.pop(msg_id, None)
+        if future.cancelled():
+            self._send_error(msg_id, REQUEST_CANCELLED, "Request cancelled")
+            return
+        exc = future.exception()
+        if exc is None:
+            self._send_response(msg_id, result=future.result())
+        elif isinstance(exc, JsonRpcException):
+            data = exc.data if not (isinstance(exc.data, dict) and "traceback" in exc.data) else None
+            self._send_error(msg_id, exc.code, exc.message, data)
+        elif isinstance(exc, (asyncio.CancelledError,)):
+            self._send_error(msg_id, REQUEST_CANCELLED, "Request cancelled")
+        else:
+            log.error("request %r failed", msg_id, exc_info=(type(exc), exc, exc.__traceback__))
+            self._send_error(msg_id, INTERNAL_ERROR,
+                             f"Internal error: {type(exc).__name__}: {_short(exc)}")
+
+    def _send_error(self, msg_id: MsgId | None, code: int, message: str, data: Any = None) -> None:
+        error = ResponseError(code=code, message=message, data=data)
+        self._send_response(msg_id, error=error)  # type: ignore[arg-type]
+
+    def _send_response(self, msg_id: Any, result: Any = None, error: Any = None) -> None:
+        if error is not None and msg_id is None:
+            # JSON-RPC wants "id": null here; the lsprotocol converter would drop the key
+            response: Any = {"jsonrpc": "2.0", "id": None, "error": {
+                "code": error.code, "message": error.message}}
+        elif error is not None:
+            response = ResponseErrorMessage(id=msg_id, error=error)
+        else:
+            response_type = self._result_types.pop(msg_id, None)
+            response = (response_type(id=msg_id, result=result, jsonrpc="2.0") if response_type
+                        else {"jsonrpc": "2.0", "id": msg_id, "result": result})
+        try:
+            body = json.dumps(response, default=self._serialize_message)
+        except Exception as exc:
+            log.error("cannot serialize the response to %r: %s", msg_id, _short(exc))
+            body = json.dumps({"jsonrpc": "2.0", "id": msg_id, "error": {
+                "code": INTERNAL_ERROR, "message": "Internal error: unserializable result"}})
+        self._write_body(body)
+
+    def _send_data(self, data: Any) -> None:
+        if not data:
+            return
+        try:
+            body = json.dumps(data, default=self._serialize_message)
+        except Exception as exc:
+            log.error("cannot serialize an outgoing message: %s", _short(exc))
+            return
+        self._write_body(body)
+
+    def _write_body(self, body: str) -> None:
+        """Frame and write; safe from any thread (worker threads report progress)."""
+        log.debug("send %s", body[:2000])
+        raw = body.encode("utf-8")
+        frame = b"Content-Length: %d\r\n\r\n" % len(raw) + raw
+        writer = self.writer
+        if writer is None:
+            return
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is not loop:
+                loop.call_soon_threadsafe(self._write_frame, frame)
+                return
+        self._write_frame(frame)
+
+    def _write_frame(self, frame: bytes) -> None:
+        writer = self.writer
+        if writer is None:
+            return
+        try:
+            with self._write_lock:
+                writer.write(frame)
+        except (BrokenPipeError, ConnectionError, ValueError, OSError):
+            log.warning("the client connection is gone; stopping")
+            self._server.request_exit(1)
