@@ -388,11 +388,15 @@ class ErrorFixCache:
                 if fixed is not None:
                     current = fixed
                     repair.actions.append(f"removed unused variable `{fact.names[0]}`")
+                else:
+                    needs_ruff = True
             elif fact.code == "F401" and fact.names:
                 fixed = remove_unused_import(current, fact.names[0], fact.line)
                 if fixed is not None:
                     current = fixed
                     repair.actions.append(f"removed unused import `{fact.names[0]}`")
+                else:
+                    needs_ruff = True
             elif fact.kind == "lint" and fact.code[:1] in ("I", "F", "E", "W", "UP"):
                 needs_ruff = True
             if current != before:
