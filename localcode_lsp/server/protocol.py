@@ -16,6 +16,7 @@ import threading
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
+import attrs
 from lsprotocol import types
 from lsprotocol.types import ResponseError, ResponseErrorMessage
 from pygls.exceptions import JsonRpcException
@@ -119,6 +120,10 @@ class LocalcodeProtocol(LanguageServerProtocol):
             self._send_error(msg_id, METHOD_NOT_FOUND, f"Method not found: {method[:200]}")
             return
         message_type = self.get_message_type(method) or JsonRPCRequestMessage
+        if attrs.has(message_type) and "id" not in attrs.fields_dict(message_type):
+            self._send_error(msg_id, INVALID_REQUEST,
+                             f"Invalid request: {method} is a notification, not a request")
+            return
         raw: dict[str, Any] = {"jsonrpc": "2.0", "id": msg_id, "method": method}
         if params is not None:
             raw["params"] = params
