@@ -211,10 +211,19 @@ def _index_state(report: Report, root: Path | None, engine: Engine | None) -> No
     else:
         report.add("index", True, "not built yet (`localcode index` or the first session "
                    "builds it)")
-    if engine is not None and getattr(engine, "_knowledge", None) is not None:
-        knowledge = engine._knowledge
-        if hasattr(knowledge, "stats"):
-            report.info["knowledge"] = knowledge.stats()
+    try:  # the store opens lazily and cheaply; its stats come from .localcode/knowledge/
+        knowledge = getattr(engine, "knowledge", None) if engine is not None else None
+    except Exception:  # a broken store is reported as absent, never a crashed doctor
+        knowledge = None
+    if knowledge is not None and hasattr(knowledge, "stats"):
+        stats = knowledge.stats()
+        report.info["knowledge"] = stats
+        totals = stats["totals"]
+        rate = "n/a" if stats["hit_rate"] is None else f"{stats['hit_rate']:.0%}"
+        report.add("knowledge", True, (
+            f"{stats['size_bytes'] / 1e6:.2f} of {stats['max_bytes'] / 1e6:.0f} MB; error cache "
+            f"hit rate {rate} ({totals['hits']} hits, {totals['misses']} misses), "
+            f"{totals['model_calls_saved']} model calls saved"))
 
 
 def _config_report(report: Report, config: Config) -> None:

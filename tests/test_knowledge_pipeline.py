@@ -53,6 +53,7 @@ def test_second_run_is_fixed_from_the_cache_with_one_model_call_fewer(copy_fixtu
     assert len(second.model_calls) == len(first.model_calls) - 1 == 1
     assert len(backend.calls) == 1
     assert second.stats["model_calls_saved"] == 1
+    assert second.stats["knowledge"]["session"]["model_calls_saved"] == 1  # what run --json shows
     assert stats["session"]["model_calls_saved"] == 1 and stats["session"]["hits"] == 1
     assert stats["totals"]["model_calls_saved"] == 1 and stats["totals"]["fixes_recorded"] == 2
     [patch] = second.patches

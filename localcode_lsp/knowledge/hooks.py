@@ -31,6 +31,17 @@ def knowledge_of(engine: Any) -> Any:
     return store if store is not None and hasattr(store, "try_repair") else None
 
 
+def publish(run: Any, store: Any) -> None:
+    """This session's counters in `result.stats["knowledge"]` (what `run --json` shows)."""
+    try:
+        stats = store.stats()
+        run.result.stats["knowledge"] = {"session": stats["session"],
+                                         "hit_rate": stats["hit_rate"],
+                                         "size_bytes": stats["size_bytes"]}
+    except Exception as exc:
+        log.debug("knowledge stats unavailable: %s", exc)
+
+
 def providers(engine: Any, existing: list[Any]) -> list[Any]:
     """The knowledge providers not already among `existing`."""
     store = knowledge_of(engine)
@@ -105,9 +116,11 @@ def repair_before_retry(run: Any, request: Any, best: tuple[Any, Any] | None) ->
                            f"{'passes' if result.passed else 'fails'} ({result.summary()})",
                  candidate=repaired.id, passed=result.passed, source="repair")
         run.result.stats["knowledge_repairs"] = run.result.stats.get("knowledge_repairs", 0) + 1
+        publish(run, store)
         if not result.passed:
             return None
         store.record_fix(candidate.file_text, list(verdict.feedback), repaired.file_text)
+        publish(run, store)
         run.result.stats["model_calls_saved"] = run.result.stats.get("model_calls_saved", 0) + 1
         key = result.rank_key() + (-len(repaired.text),)
         run.best = (key, result, repaired)
@@ -133,18 +146,22 @@ def past_fixes(run: Any, best: tuple[Any, Any] | None) -> list[str]:
     except Exception as exc:
         log.warning("knowledge past fixes skipped: %s", exc)
         return []
+    finally:
+        publish(run, store)
 
 
 def after_pass(run: Any, winner: Any) -> None:
     """File a retry that the model fixed: the failing text, its feedback and the passing text."""
-    failing = getattr(run, _FAILING_ATTR, None)
-    if not failing or winner.attempt == 0 or winner.source == "repair":
-        return
     store = knowledge_of(run.engine)
     if store is None:
+        return
+    publish(run, store)
+    failing = getattr(run, _FAILING_ATTR, None)
+    if not failing or winner.attempt == 0 or winner.source == "repair":
         return
     try:
         store.record_fix(failing[0], failing[1], winner.file_text)
     except Exception as exc:
         log.warning("knowledge record_fix skipped: %s", exc)
     setattr(run, _FAILING_ATTR, None)
+    publish(run, store)
