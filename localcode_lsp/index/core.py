@@ -215,7 +215,7 @@ class CodeIndex:
                 "size": record.size,
                 "mtime_ns": record.mtime_ns,
                 "language": record.language,
-                "symbols": [list(asdict(s).values()) for s in record.symbols],
+                "symbols": [list(vars(s).values()) for s in record.symbols],
                 "facts": record.current_facts().to_dict(),
             }
         self._cache = entries

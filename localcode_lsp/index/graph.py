@@ -99,10 +99,10 @@ class DependencyGraph:
         if found is not None:
             return found
         found = {}
+        self._bindings[path] = found  # registered first: import cycles see a partial table
         facts = self._facts.get(path)
         for item in facts.imports if facts else []:
             self._bind(path, item, found)
-        self._bindings[path] = found
         return found
 
     def _bind(self, path: str, item: Import, out: dict[str, tuple[str, object]]) -> None:

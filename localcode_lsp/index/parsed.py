@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .languages import ParserCache
-from .symbols import FileFacts, Queries, Symbol, derive_facts, derive_symbols
+from .symbols import DEF_LANGUAGES, FileFacts, Queries, Symbol, derive_facts, derive_symbols
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,14 @@ class ParsedFile:
         self._queries = queries
         self._with_names = with_names
         self.tree = parsers.parse(language, source)
-        self._groups = self._derive(None)
         self._facts: FileFacts | None = None
+        if language in DEF_LANGUAGES:  # one query pass for definitions and calls
+            found = queries.captures_by_name("all", language, self.tree.root_node)
+            self._groups = self._derive(None, found.get("def", []))
+            self._facts = derive_facts(self.tree, source, language, queries,
+                                       with_names=with_names, captured=found.get("fn", []))
+        else:
+            self._groups = {}
         self.symbols: list[Symbol] = self._flatten()
         self.incremental_updates = 0
 
@@ -73,10 +80,11 @@ class ParsedFile:
     def has_error(self) -> bool:
         return bool(self.tree.root_node.has_error)
 
-    def _derive(self, spans: list[tuple[int, int]] | None) -> dict[tuple[int, int], list[Symbol]]:
+    def _derive(self, spans: list[tuple[int, int]] | None,
+                captured: list[Any] | None = None) -> dict[tuple[int, int], list[Symbol]]:
         groups: dict[tuple[int, int], list[Symbol]] = {}
         for span, symbol in derive_symbols(self.tree, self.source, self.language, self.path,
-                                           self._queries, spans):
+                                           self._queries, spans, captured):
             groups.setdefault(span, []).append(symbol)
         return groups
 

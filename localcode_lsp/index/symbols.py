@@ -100,9 +100,9 @@ class FileFacts:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "imports": [list(asdict(i).values()) for i in self.imports],
-            "calls": [list(asdict(c).values()) for c in self.calls],
-            "names": [list(asdict(c).values()) for c in self.names],
+            "imports": [list(vars(i).values()) for i in self.imports],
+            "calls": [list(vars(c).values()) for c in self.calls],
+            "names": [list(vars(c).values()) for c in self.names],
         }
 
     @classmethod
@@ -129,6 +129,8 @@ _DEF_QUERIES["typescript"] = _DEF_QUERIES["javascript"].replace(
     "(class_declaration) (abstract_class_declaration) (abstract_method_signature)")
 _DEF_QUERIES["tsx"] = _DEF_QUERIES["typescript"]
 
+DEF_LANGUAGES = frozenset(_DEF_QUERIES)
+
 _CALL_QUERIES = {
     "python": "(call function: (_) @fn)",
     "javascript": "[(call_expression function: (_) @fn) (new_expression constructor: (_) @fn)]",
@@ -153,21 +155,28 @@ class Queries:
         if query is None:
             from tree_sitter import Query
 
-            source = (_DEF_QUERIES if kind == "def" else _CALL_QUERIES)[language]
+            if kind == "all":  # definitions and calls in one pass over the tree
+                source = _DEF_QUERIES[language] + "\n" + _CALL_QUERIES[language]
+            else:
+                source = (_DEF_QUERIES if kind == "def" else _CALL_QUERIES)[language]
             query = self._compiled[key] = Query(self._parsers.language(language), source)
         return query
 
     def captures(self, kind: str, language: str, node: Any, start: int | None = None,
                  end: int | None = None) -> list[Any]:
+        found = self.captures_by_name(kind, language, node, start, end)
+        nodes: list[Any] = [n for nodes in found.values() for n in nodes]
+        nodes.sort(key=lambda n: (n.start_byte, -n.end_byte))
+        return nodes
+
+    def captures_by_name(self, kind: str, language: str, node: Any, start: int | None = None,
+                         end: int | None = None) -> dict[str, list[Any]]:
         from tree_sitter import QueryCursor
 
         cursor = QueryCursor(self.get(kind, language))
         if start is not None and end is not None:
             cursor.set_byte_range(start, end)
-        found = cursor.captures(node)
-        nodes: list[Any] = [n for nodes in found.values() for n in nodes]
-        nodes.sort(key=lambda n: (n.start_byte, -n.end_byte))
-        return nodes
+        return cursor.captures(node)
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -302,7 +311,8 @@ def top_level_ancestor(node: Any) -> Any:
 
 
 def derive_symbols(tree: Any, source: bytes, language: str, path: str, queries: Queries,
-                   spans: list[tuple[int, int]] | None = None) -> list[tuple[tuple[int, int], Symbol]]:
+                   spans: list[tuple[int, int]] | None = None,
+                   captured: list[Any] | None = None) -> list[tuple[tuple[int, int], Symbol]]:
     """Symbols of the file, each with the (start, end) bytes of its top-level node.
 
     With `spans`, only definitions inside those top-level node spans are derived.
@@ -317,6 +327,8 @@ def derive_symbols(tree: Any, source: bytes, language: str, path: str, queries: 
         for start, end in spans:
             nodes.extend(queries.captures("def", language, root, start, end))
         nodes.sort(key=lambda n: (n.start_byte, -n.end_byte))
+    elif captured is not None:
+        nodes = sorted(captured, key=lambda n: (n.start_byte, -n.end_byte))
     else:
         nodes = queries.captures("def", language, root)
     wanted = set(spans or ())
@@ -506,7 +518,7 @@ def _js_imports(root: Any, source: bytes) -> list[Import]:
 
 
 def derive_facts(tree: Any, source: bytes, language: str, queries: Queries, *,
-                 with_names: bool = False) -> FileFacts:
+                 with_names: bool = False, captured: list[Any] | None = None) -> FileFacts:
     """Imports and call references of one file (identifier references too when asked)."""
     if language not in _DEF_QUERIES:
         return FileFacts()
@@ -514,7 +526,9 @@ def derive_facts(tree: Any, source: bytes, language: str, queries: Queries, *,
     is_python = language == "python"
     imports = _python_imports(root, source) if is_python else _js_imports(root, source)
     calls: list[CallRef] = []
-    for fn in queries.captures("call", language, root):
+    if captured is None:
+        captured = queries.captures("call", language, root)
+    for fn in captured:
         name, qualifier = _callee_name(fn, source, is_python)
         if name:
             calls.append(CallRef(name, qualifier, fn.start_byte, fn.start_point.row))
