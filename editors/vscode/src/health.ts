@@ -46,14 +46,26 @@ export function summarizeHealth(result: unknown): HealthSummary {
   }
   const record = result as Record<string, unknown>;
   const model = describe(pick(record, ["model", "model_path", "backend"]), ["name", "path", "file", "status", "state"]);
-  const index = describe(pick(record, ["index", "index_state"]), ["state", "status", "files", "chunks"]);
+  let index = describe(pick(record, ["index", "index_state"]), ["state", "status", "files", "chunks"]);
   let problems = 0;
   const checks = pick(record, ["checks", "problems", "errors"]);
   if (Array.isArray(checks)) {
-    problems = checks.filter((c) => typeof c === "object" && c !== null &&
-      ["error", "fail", "failed", false].includes((c as Record<string, unknown>).status as never)).length;
-    if (checks.every((c) => typeof c === "string")) {
-      problems = checks.length;
+    // doctor's checks: {name, ok, detail, required, hint}
+    for (const check of checks) {
+      if (typeof check === "string") {
+        problems += 1;
+        continue;
+      }
+      if (typeof check !== "object" || check === null) {
+        continue;
+      }
+      const c = check as Record<string, unknown>;
+      if (c.ok === false || ["error", "fail", "failed"].includes(String(c.status))) {
+        problems += 1;
+      }
+      if (index === "?" && c.name === "index" && typeof c.detail === "string") {
+        index = c.detail.startsWith("not built") ? "not built" : "ready";
+      }
     }
   }
   return { model, index, problems };

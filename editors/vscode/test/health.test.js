@@ -20,3 +20,17 @@ test("unknown shapes degrade to '?' instead of throwing", () => {
   assert.deepEqual(summarizeHealth(null), { model: "?", index: "?", problems: 0 });
   assert.deepEqual(summarizeHealth({ model: [1, 2] }), { model: "?", index: "?", problems: 0 });
 });
+
+test("the shape localcode doctor reports: model name, index check, failed checks", () => {
+  const report = {
+    ok: false,
+    checks: [
+      { name: "config", ok: true, detail: "built-in defaults", required: true, hint: "" },
+      { name: "model", ok: true, detail: "gemma", required: true, hint: "" },
+      { name: "ruff", ok: false, detail: "not found", required: false, hint: "pip install ruff" },
+      { name: "index", ok: true, detail: "not built yet (`localcode index` ...)", required: false, hint: "" },
+    ],
+    model: { path: "/c/gemma-3-270m-q4_k_m.gguf", name: "Gemma 3 270m", origin: "embedded default" },
+  };
+  assert.deepEqual(summarizeHealth(report), { model: "Gemma 3 270m", index: "not built", problems: 1 });
+});

@@ -68,11 +68,15 @@ function M.find_root(bufnr, markers)
   markers = markers or M.options.root_markers
   local name = vim.api.nvim_buf_get_name(bufnr or 0)
   local start = name ~= "" and vim.fs.dirname(name) or vim.fn.getcwd()
+  local root
   if vim.fs.root then
-    return vim.fs.root(start, markers) or start
+    root = vim.fs.root(start, markers)
+  else
+    local found = vim.fs.find(markers, { path = start, upward = true })[1]
+    root = found and vim.fs.dirname(found)
   end
-  local found = vim.fs.find(markers, { path = start, upward = true })[1]
-  return found and vim.fs.dirname(found) or start
+  root = vim.fn.fnamemodify(root or start, ":p")
+  return (root:gsub("(.)/$", "%1"))
 end
 
 --- Is this project trusted to run its own code (tests, linters)?

@@ -103,12 +103,20 @@ local function check_client()
     error("localcode.health failed: " .. (response.err.message or vim.inspect(response.err)))
   else
     local result = response.result
-    if type(result) == "table" then
-      for key, value in pairs(result) do
-        info(key .. ": " .. (type(value) == "table" and vim.inspect(value, { newline = " ", indent = "" }) or tostring(value)))
+    if type(result) == "table" and type(result.checks) == "table" then
+      -- the server's doctor report: {ok, checks = {{name, ok, detail, required, hint}}, ...}
+      for _, check in ipairs(result.checks) do
+        local line = tostring(check.name) .. ": " .. tostring(check.detail)
+        if check.ok then
+          ok(line)
+        elseif check.required then
+          error(line, check.hint ~= "" and { check.hint } or nil)
+        else
+          warn(line, check.hint ~= "" and { check.hint } or nil)
+        end
       end
     else
-      info(tostring(result))
+      info(vim.inspect(result))
     end
     ok("localcode.health answered")
   end

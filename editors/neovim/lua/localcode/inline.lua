@@ -133,7 +133,7 @@ function M.request(bufnr, trigger_kind, on_result)
     local now = vim.api.nvim_win_get_cursor(0)
     local stale = vim.api.nvim_buf_get_changedtick(bufnr) ~= tick
       or now[1] ~= cursor[1] or now[2] ~= cursor[2]
-    if not stale and items[1] and vim.fn.mode():sub(1, 1) == "i" then
+    if not stale and items[1] then
       st.row, st.col = cursor[1] - 1, cursor[2]
       for _, item in ipairs(items) do
         if draw(bufnr, st, item) then
