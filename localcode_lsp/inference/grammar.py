@@ -36,7 +36,7 @@ YES_NO_GRAMMAR = alternatives_grammar(("yes", "no"))
 
 LINE_RANGE_GRAMMAR = """\
 root ::= "L" num "-L" num
-num ::= [1-9] [0-9]{0,6}
+num ::= [1-9] [0-9]{0,4}
 """
 
 
@@ -71,11 +71,15 @@ def python_function_grammar(name: str, *, indent: str = "    ", max_body_lines: 
 root ::= decorator{{0,3}} ("async ")? "def " {gbnf_literal(name)} "(" params ")" ret? ":" "\\n" first rest
 decorator ::= "@" [A-Za-z_] [^\\n]* "\\n"
 params ::= ([^()\\n] | "(" [^()\\n]* ")")*
-ret ::= " -> " [^:\\n]+
+ret ::= " -> " [A-Za-z_] [A-Za-z0-9_.,| \\[\\]]{{0,40}}
 first ::= {ind} [^ \\t\\n] [^\\n]* "\\n"
 rest ::= line{{0,{max_body_lines}}}
 line ::= ({ind} [^\\n]*)? "\\n"
 """
+
+
+# Two blank lines inside a function body mean the model has moved on: stop there.
+ENVELOPE_STOPS = ("\n\n\n",)
 
 
 # --- parsers ----------------------------------------------------------------------------------
