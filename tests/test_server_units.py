@@ -1,0 +1,160 @@
+"""Unit tests of the server's pure parts: encodings, incremental sync, edit conversion,
+function detection, suggestion filtering, argument validation, framing limits."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+
+from localcode_lsp.data import GateResult, Patch, Result, TraceEvent, Verdict, apply_edits
+from localcode_lsp.server.documents import (
+    UTF8,
+    UTF16,
+    UTF32,
+    DocumentStore,
+    RangeError,
+    code_point_column,
+    offset_of,
+    position_of,
+)
+from localcode_lsp.server.server import (
+    _parse_target,
+    failure_message,
+    lsp_edits,
+    progress_message,
+    useful_suggestion,
+)
+from localcode_lsp.server.symbols import enclosing_function
+from localcode_lsp.server.transport import read_frames
+
+TEXT = "a😀b = 'é'\r\nsecond\rthird\n"
+
+
+@pytest.mark.parametrize("encoding, column, expected", [
+    (UTF16, 3, 2), (UTF16, 1, 1), (UTF8, 5, 2), (UTF32, 2, 2), (UTF16, 99, 9),
+])
+def test_columns_convert_per_encoding(encoding, column, expected):
+    assert code_point_column(TEXT, 0, column, encoding) == expected
+
+
+def test_lines_break_only_at_lsp_line_ends():
+    text = "x\x0cy\u2028z\nnext"
+    assert offset_of(text, 1, 0, UTF16) == text.index("next")
+    assert position_of(TEXT, TEXT.index("third"), UTF16) == (2, 0)
+    with pytest.raises(RangeError):
+        offset_of(TEXT, 10, 0, UTF16)
+
+
+def change(start, end, text):
+    return types.TextDocumentContentChangePartial(
+        range=types.Range(start=types.Position(line=start[0], character=start[1]),
+                          end=types.Position(line=end[0], character=end[1])), text=text)
+
+
+def test_incremental_changes_apply_in_order_and_refuse_bad_ranges():
+    store = DocumentStore()
+    store.open("u", TEXT, 1)
+    document = store.change("u", 2, [change((0, 3), (0, 4), "B"), change((1, 0), (1, 6), "2")],
+                            UTF16)
+    assert document.text == "a😀B = 'é'\r\n2\rthird\n" and document.version == 2
+    for bad in (change((9, 0), (9, 0), "x"), change((0, 3), (0, 1), "x")):
+        with pytest.raises(RangeError):
+            store.change("u", 3, [change((0, 0), (0, 0), "ok"), bad], UTF16)
+        assert store.get("u").text == document.text  # all or nothing
+    full = types.TextDocumentContentChangeWholeDocument(text="new")
+    assert store.change("u", 4, [full], UTF16).text == "new"
+
+
+@pytest.mark.parametrize("encoding", [UTF8, UTF16, UTF32])
+def test_patch_edits_round_trip_through_lsp_positions(encoding):
+    before = "def f():\n    '😀 é'\n    pass\n\nx = 1"
+    after = "def f():\n    '😀 é'\n    return 1\n\nx = 2\n"
+    patch = Patch("f.py", before, after, 1)
+    assert apply_edits(before, patch.edits()) == after
+    edits = lsp_edits(before, patch.edits(), encoding)
+    resolved = []
+    for edit in edits:
+        start = offset_of(before, edit.range.start.line, edit.range.start.character, encoding)
+        end = offset_of(before, edit.range.end.line, edit.range.end.character, encoding)
+        resolved.append((start, end, edit.new_text))
+    text = before
+    for start, end, new_text in sorted(resolved, reverse=True):
+        text = text[:start] + new_text + text[end:]
+    assert text == after
+    assert len(edits) == 2  # minimal: the unchanged lines are not rewritten
+
+
+def test_enclosing_function_finds_stubs_and_bodies():
+    source = ('import os\n\n\ndef stub(a):\n    """Doc."""\n\n\nclass K:\n'
+              '    def method(self):\n        x = 1\n        return x\n\n'
+              'async def tail(\n        b,\n):\n')
+    assert enclosing_function(source, 0) is None
+    stub = enclosing_function(source, 4)
+    assert stub.name == "stub" and stub.is_stub
+    method = enclosing_function(source, 10)
+    assert method.name == "method" and not method.is_stub
+    assert enclosing_function(source, 7) is None  # the class line
+    tail = enclosing_function(source, 15)
+    assert tail.name == "tail" and tail.is_stub
+    assert enclosing_function("fn main() {}", 0, "rust") is None
+
+
+def test_useful_suggestion_drops_repeats_and_blanks():
+    assert useful_suggestion("return a + b", "\n")
+    assert not useful_suggestion("return a + b", "return a + b\n")
+    assert not useful_suggestion("   ", "")
+    assert not useful_suggestion("x)  ", "x)\n")
+
+
+def test_command_arguments_are_validated():
+    uri, line, character, instruction, diagnostics = _parse_target(
+        [{"uri": "file:///w/a.py", "position": {"line": 3, "character": 1},
+          "instruction": "faster", "diagnostics": ["E1"]}])
+    assert (uri, line, character, instruction, diagnostics) == (
+        "file:///w/a.py", 3, 1, "faster", ["E1"])
+    for bad in (None, [], [1], [{"uri": "x"}],
+                [{"uri": "x", "position": {"line": True, "character": 0}}],
+                [{"uri": "x", "position": {"line": 0, "character": 0}, "instruction": 5}]):
+        with pytest.raises(JsonRpcInvalidParams):
+            _parse_target(bad)
+
+
+def test_messages_for_progress_and_failures():
+    assert progress_message(TraceEvent("GENERATE", "sampling", {"candidates": 4})) == \
+        "GENERATE: sampling · candidates 4"
+    verdicts = [Verdict(0, [GateResult("parse", False, ["SyntaxError line 2"])]),
+                Verdict(1, [GateResult("parse", True), GateResult("test", False,
+                                                                  ["test_x: assert 1 == 2"])])]
+    message = failure_message(Result(status="no_candidate", verdicts=verdicts,
+                                     message="no candidate passed"))
+    assert "parse ✓, tests ✗" in message and "assert 1 == 2" in message
+    assert "SyntaxError" not in message  # the best candidate's feedback, not the worst
+
+
+def test_framing_limits():
+    data = (b"Content-Length: 2\r\n\r\n{}"
+            + b"X-Long: " + b"a" * 20000 + b"\r\n\r\n"
+            + b"Content-Length: 999999999\r\n\r\n" + b"z" * 100
+            )
+    bodies: list[bytes] = []
+    oversized: list[int] = []
+    position = 0
+
+    async def readline(limit: int) -> bytes:
+        nonlocal position
+        end = data.find(b"\n", position, position + limit)
+        end = position + limit if end < 0 else end + 1
+        chunk, position = data[position:end], min(end, len(data))
+        return chunk
+
+    async def read(n: int) -> bytes:
+        nonlocal position
+        chunk, position = data[position:position + n], min(position + n, len(data))
+        return chunk
+
+    asyncio.run(read_frames(readline, read, bodies.append, oversized.append, max_body=1000))
+    assert bodies == [b"{}"]
+    assert oversized == []  # the input ended while draining: nothing is allocated or handled
