@@ -80,13 +80,13 @@ class LocalcodeServer(LanguageServer):
     """pygls server with one Engine per workspace root."""
 
     def __init__(self, *, engine_factory: EngineFactory = default_engine_factory,
-                 trusted: bool = True, max_body: int | None = None) -> None:
+                 trusted: bool = True, log_level: str = "INFO") -> None:
         super().__init__("localcode", __version__, protocol_cls=LocalcodeProtocol,
                          text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
         self.protocol: LocalcodeProtocol
         self.engine_factory = engine_factory
         self.trusted = trusted
-        self.max_body = max_body
+        self.log_level = log_level
         self.documents = DocumentStore()
         self.encoding = UTF16
         self.roots: list[Path] = []
@@ -275,6 +275,8 @@ class LocalcodeServer(LanguageServer):
                      types.SaveOptions(include_text=False))(_plain(self._on_did_save))
         self.feature(types.TEXT_DOCUMENT_DID_CLOSE)(_plain(self._on_did_close))
         self.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)(_plain(self._on_did_change_configuration))
+        self.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)(
+            _plain(self._on_workspace_folders))
         self.feature(types.WINDOW_WORK_DONE_PROGRESS_CANCEL)(_plain(self._on_progress_cancel))
         self.feature(types.TEXT_DOCUMENT_CODE_ACTION, types.CodeActionOptions(
             code_action_kinds=[types.CodeActionKind.QuickFix, types.CodeActionKind.RefactorRewrite],
@@ -306,21 +308,40 @@ class LocalcodeServer(LanguageServer):
         elif params.root_path:
             roots.append(Path(params.root_path).as_uri())
         for uri in roots:
-            try:
-                path = Path(os.path.realpath(uri_to_path(uri)))
-            except OutsideWorkspace:
-                continue
-            if path.is_dir() and path not in self.roots:
-                self.roots.append(path)
+            self._add_root(uri)
         self.overrides = self._settings_to_overrides(params.initialization_options)
         if self.roots:
             from ..logs import setup_logging
 
-            setup_logging(self.roots[0] / ".localcode", stderr=True)
+            setup_logging(self.roots[0] / ".localcode", self.log_level, stderr=True)
         if params.process_id is not None and params.process_id > 0:
             self._watch_client_process(params.process_id)
         log.info("initialized: roots=%s encoding=%s progress=%s", [str(r) for r in self.roots],
                  self.encoding, self._client_progress)
+
+    def _add_root(self, uri: str) -> None:
+        try:
+            path = Path(os.path.realpath(uri_to_path(uri)))
+        except OutsideWorkspace:
+            return
+        if path.is_dir() and path not in self.roots:
+            self.roots.append(path)
+
+    def _on_workspace_folders(self, params: types.DidChangeWorkspaceFoldersParams) -> None:
+        """Folders added get an Engine on first use; folders removed release theirs."""
+        for folder in params.event.removed or []:
+            try:
+                path = Path(os.path.realpath(uri_to_path(folder.uri)))
+            except OutsideWorkspace:
+                continue
+            if path in self.roots:
+                self.roots.remove(path)
+            with self._engine_lock:
+                engine = self.engines.pop(path, None)
+            if engine is not None and hasattr(engine, "close"):
+                self._task_pool.submit(engine.close)
+        for folder in params.event.added or []:
+            self._add_root(folder.uri)
 
     def _on_initialized(self, params: types.InitializedParams) -> None:
         if self._client_pull_config:
