@@ -242,3 +242,40 @@ def test_hostile_frames_do_not_break_the_server(project):
     client.response("bye")
     client.send({"jsonrpc": "2.0", "method": "exit"})
     assert client.process.wait(5) == 0
+
+
+def test_tcp_transport_serves_one_client(project):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "localcode_lsp", "serve", "--tcp",
+                                f"127.0.0.1:{port}"], stderr=subprocess.PIPE)
+    try:
+        assert b"serving LSP" in process.stderr.readline()
+        connection = socket.create_connection(("127.0.0.1", port), timeout=10)
+        stream = connection.makefile("rwb")
+
+        def call(message: dict) -> dict | None:
+            body = json.dumps(message).encode()
+            stream.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            stream.flush()
+            if "id" not in message:
+                return None
+            header = b""
+            while not header.endswith(b"\r\n\r\n"):
+                header += stream.read(1)
+            length = int(header.split(b"Content-Length:")[1].split(b"\r\n")[0])
+            return json.loads(stream.read(length))
+
+        answer = call({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "processId": None, "rootUri": project.as_uri(), "capabilities": {}}})
+        assert answer["result"]["serverInfo"]["name"] == "localcode"
+        assert call({"jsonrpc": "2.0", "id": 2, "method": "shutdown"})["result"] is None
+        call({"jsonrpc": "2.0", "method": "exit"})
+        assert process.wait(5) == 0
+        connection.close()
+    finally:
+        if process.poll() is None:
+            process.kill()

@@ -158,3 +158,17 @@ def test_framing_limits():
     asyncio.run(read_frames(readline, read, bodies.append, oversized.append, max_body=1000))
     assert bodies == [b"{}"]
     assert oversized == []  # the input ended while draining: nothing is allocated or handled
+
+
+def test_server_import_pulls_in_no_model_torch_or_index_libraries():
+    import subprocess
+    import sys
+
+    code = ("import sys, localcode_lsp.server.run, localcode_lsp.cli.serve\n"
+            "heavy = [m for m in ('torch', 'llama_cpp', 'tree_sitter', 'lancedb', "
+            "'sentence_transformers') if m in sys.modules]\n"
+            "print(','.join(heavy))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
