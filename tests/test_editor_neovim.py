@@ -138,6 +138,18 @@ def test_untrusted_project_starts_server_untrusted(tmp_path: Path) -> None:
     assert "is not trusted" in result["health"]
 
 
+def test_lsp_enable_without_setup(tmp_path: Path) -> None:
+    """Neovim 0.11's own way: vim.lsp.enable("localcode") finds lsp/localcode.lua on the
+    runtimepath; :LspLocalcode and ghost text still come with it."""
+    result = drive(tmp_path, [sys.executable, str(STUB_SERVER)], inline=True, timeout_s=20,
+                   LC_NO_SETUP="1")
+    assert result["errors"] == [], result["errors"]
+    assert result["buffer_command"] is True
+    assert result["root_dir"] == str(result["project"])
+    assert result["implement_result"]["applied"] is True
+    assert result["accepted_line"] == "    return a * b"
+
+
 @pytest.mark.model
 def test_implement_with_real_server_and_model(tmp_path: Path, isolated_home: Path) -> None:
     """`:LspLocalcode implement` on an empty function with the real server and embedded model:

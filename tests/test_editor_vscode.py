@@ -115,8 +115,8 @@ def run_in_code_server(tmp_path: Path, server_command: list[str]) -> tuple[dict,
     assert vsix.is_file(), f"{vsix} is missing: {SETUP_HINT}"
     env = dict(os.environ)
     env["PATH"] = str(Path(paths["NODE24"]).parent) + os.pathsep + env["PATH"]
-    env["HOME"] = str(tmp_path / "home")  # code-server keeps state under HOME
-    (tmp_path / "home").mkdir()
+    # code-server's own config in the test dir (the user's ~/.config/code-server stays untouched)
+    (tmp_path / "code-server.yaml").write_text("auth: none\ncert: false\n")
     extensions = tmp_path / "extensions"
     data = tmp_path / "data"
     settings = json.dumps({
@@ -131,7 +131,8 @@ def run_in_code_server(tmp_path: Path, server_command: list[str]) -> tuple[dict,
     for scope in ("User", "Machine"):
         (data / scope).mkdir(parents=True)
         (data / scope / "settings.json").write_text(settings)
-    code_server = [paths["CODE_SERVER"], "--extensions-dir", str(extensions),
+    code_server = [paths["CODE_SERVER"], "--config", str(tmp_path / "code-server.yaml"),
+                   "--extensions-dir", str(extensions),
                    "--user-data-dir", str(data)]
 
     # the test-only extension, packaged with the extension's own vsce

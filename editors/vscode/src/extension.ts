@@ -10,7 +10,7 @@ import {
 import { CommandHost, registerCommands } from "./commands";
 import { statusText, summarizeHealth } from "./health";
 import { serverCommand } from "./server";
-import { needsRestart, tomlTables } from "./settings";
+import { needsRestart, serverSettings } from "./settings";
 
 export const LANGUAGES = ["python", "javascript", "typescript", "rust", "go", "lua", "java", "c", "cpp"];
 
@@ -75,14 +75,14 @@ class Controller implements CommandHost {
       outputChannel: this.log,
       traceOutputChannel: this.log,
       revealOutputChannelOn: 4, // RevealOutputChannelOn.Never
-      initializationOptions: tomlTables(this.settings(), trusted),
+      initializationOptions: serverSettings(this.settings(), trusted),
       middleware: {
         workspace: {
           // The server asks for section "localcode": answer in localcode.toml's shape.
           configuration: (params, token, next) => {
             const asked = params.items.map((item) => item.section);
             if (asked.every((section) => section === "localcode")) {
-              return asked.map(() => tomlTables(this.settings(), this.trusted()));
+              return asked.map(() => serverSettings(this.settings(), this.trusted()));
             }
             return next(params, token);
           },
@@ -182,7 +182,7 @@ class Controller implements CommandHost {
     const client = this.client();
     if (client) {
       void client.sendNotification(DidChangeConfigurationNotification.type, {
-        settings: { localcode: tomlTables(this.settings(), this.trusted()) },
+        settings: { localcode: serverSettings(this.settings(), this.trusted()) },
       });
     }
   }

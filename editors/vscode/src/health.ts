@@ -46,7 +46,14 @@ export function summarizeHealth(result: unknown): HealthSummary {
   }
   const record = result as Record<string, unknown>;
   const model = describe(pick(record, ["model", "model_path", "backend"]), ["name", "path", "file", "status", "state"]);
-  let index = describe(pick(record, ["index", "index_state"]), ["state", "status", "files", "chunks"]);
+  const indexInfo = pick(record, ["index", "index_state"]);
+  let index = describe(indexInfo, ["state", "status"]);
+  if (index === "?" && typeof indexInfo === "object" && indexInfo !== null) {
+    const files = (indexInfo as Record<string, unknown>).files;
+    if (typeof files === "number") {
+      index = `${files} files`;
+    }
+  }
   let problems = 0;
   const checks = pick(record, ["checks", "problems", "errors"]);
   if (Array.isArray(checks)) {

@@ -75,6 +75,19 @@ export function tomlTables(config: ConfigurationLike, trusted: boolean): TomlTab
   return tables;
 }
 
+/**
+ * What the server receives as initializationOptions and as the "localcode" configuration section:
+ * the localcode.toml tables, plus `trusted: false` in an untrusted workspace (the server then runs
+ * no project code, even when a wrapper command drops the `--untrusted` flag).
+ */
+export function serverSettings(config: ConfigurationLike, trusted: boolean): Record<string, unknown> {
+  const tables: Record<string, unknown> = tomlTables(config, trusted);
+  if (!trusted) {
+    tables.trusted = false;
+  }
+  return tables;
+}
+
 /** Does a configuration change event touch settings that need a server restart? */
 export function needsRestart(affects: (section: string) => boolean): boolean {
   return ["localcode.server", "localcode.model.path", "localcode.model.backend", "localcode.model.url"]

@@ -34,3 +34,8 @@ test("the shape localcode doctor reports: model name, index check, failed checks
   };
   assert.deepEqual(summarizeHealth(report), { model: "Gemma 3 270m", index: "not built", problems: 1 });
 });
+
+test("index statistics from a running server show as a file count", () => {
+  const summary = summarizeHealth({ model: { name: "Gemma 3 270m" }, index: { files: 4, symbols: 4 }, checks: [] });
+  assert.equal(statusText(summary), "$(hubot) Gemma 3 270m · index 4 files");
+});

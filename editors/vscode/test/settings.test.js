@@ -77,3 +77,9 @@ test("server and model-location changes need a restart, sampling changes do not"
   assert.equal(settings.needsRestart(affects(["localcode.model.path"])), true);
   assert.equal(settings.needsRestart(affects(["localcode.generation.candidates"])), false);
 });
+
+test("an untrusted workspace also tells the server trusted: false; a trusted one says nothing", () => {
+  const config = configuration({ "generation.candidates": { defaultValue: 5, globalValue: 2 } });
+  assert.deepEqual(settings.serverSettings(config, false), { generation: { candidates: 2 }, trusted: false });
+  assert.deepEqual(settings.serverSettings(config, true), { generation: { candidates: 2 } });
+});

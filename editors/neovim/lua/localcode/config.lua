@@ -107,6 +107,9 @@ function M.lsp_config(options)
     filetypes = options.filetypes,
     root_markers = options.root_markers,
     init_options = vim.deepcopy(options.settings or {}),
+    on_attach = function(client, bufnr)
+      require("localcode").on_attach(client, bufnr)
+    end,
     settings = { localcode = vim.deepcopy(options.settings or {}) },
   }
 end

@@ -146,7 +146,8 @@ local function define_command(bufnr)
   })
 end
 
-local function on_attach(client, bufnr)
+--- Called for every buffer the localcode client attaches to (the lsp config's on_attach).
+function M.on_attach(client, bufnr)
   define_command(bufnr)
   if config.options.inline and config.options.inline.enabled then
     require("localcode.inline").attach(client, bufnr)
@@ -175,15 +176,6 @@ local function on_progress(client_id, token, value)
 end
 
 local function register_autocmds()
-  vim.api.nvim_create_autocmd("LspAttach", {
-    group = augroup,
-    callback = function(ev)
-      local client = vim.lsp.get_client_by_id(ev.data.client_id)
-      if client and client.name == "localcode" then
-        on_attach(client, ev.buf)
-      end
-    end,
-  })
   if vim.fn.has("nvim-0.10") == 1 then
     vim.api.nvim_create_autocmd("LspProgress", {
       group = augroup,
@@ -215,7 +207,6 @@ local function start_legacy(bufnr)
     state.clients = state.clients or {}
     local id = state.clients[root]
     if not id or not vim.lsp.get_client_by_id(id) then
-      cfg.on_attach = on_attach
       id = vim.lsp.start_client(cfg)
       state.clients[root] = id
     end
@@ -264,12 +255,6 @@ function M.setup(opts)
       end
     end
   end
-  vim.keymap.set("i", "<Plug>(localcode-accept)", function()
-    require("localcode.inline").accept()
-  end, { desc = "localcode: accept the ghost-text suggestion" })
-  vim.keymap.set("i", "<Plug>(localcode-dismiss)", function()
-    require("localcode.inline").dismiss()
-  end, { desc = "localcode: dismiss the ghost-text suggestion" })
   return M
 end
 
