@@ -1,5 +1,5 @@
 """The real session, end to end: a pseudo-terminal (pexpect), the real index, pipeline, gates and
-the embedded gemma-3-270m model, on tests/fixtures/session_model (a stub `add` with a test).
+the embedded gemma-3-270m model, on tests/fixtures/session_model (a stub `square` with a test).
 
 One spawned session does everything so the model and index load once: a task whose diff is
 refused with `n` (file byte-identical), the same task applied with `y` (new inode, tests pass),
@@ -17,11 +17,11 @@ from pathlib import Path
 import pexpect
 import pytest
 
-pytestmark = [pytest.mark.model, pytest.mark.embeddings, pytest.mark.slow]
+pytestmark = [pytest.mark.model, pytest.mark.embeddings, pytest.mark.slow, pytest.mark.timeout(600)]
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 PROMPT = "you:"
-TASK = "implement the add function in src/mathutil.py"
+TASK = "implement the square function in src/mathutil.py"
 
 
 def spawn_session(project: Path, config_home: Path) -> pexpect.spawn:
@@ -33,8 +33,8 @@ def spawn_session(project: Path, config_home: Path) -> pexpect.spawn:
 
 
 def expect_diff(child: pexpect.spawn) -> str:
-    """Wait for the stage lines and the diff of a verified `add`; return the text shown."""
-    child.expect(r"\[LOCATE\]\S* Found add at src/mathutil.py:\d+")
+    """Wait for the stage lines and the diff of a verified `square`; return the text shown."""
+    child.expect(r"\[LOCATE\]\S* Found square at src/mathutil.py:\d+")
     child.expect(r"\[GENERATE\]\S* Producing \d+ candidates")
     child.expect(r"\[VERIFY\]\S* Candidate \d+ passes \(parse ✓")
     child.expect("Here's the diff:")
@@ -74,12 +74,12 @@ def test_real_session_apply_refuse_cancel_and_leave(copy_fixture, isolated_home)
         text = target.read_text()
         assert "raise NotImplementedError" not in text
         assert target.stat().st_ino != inode
-        check = subprocess.run([sys.executable, "-c", "from src.mathutil import add; "
-                                "assert add(2, 3) == 5 and add(-1, 1) == 0"],
+        check = subprocess.run([sys.executable, "-c", "from src.mathutil import square; "
+                                "assert square(3) == 9 and square(-2) == 4"],
                                cwd=project, capture_output=True, text=True, timeout=60)
         assert check.returncode == 0, check.stderr  # the applied body really works
 
-        child.sendline("implement the double function in src/mathutil.py so it uses addition")
+        child.sendline("rewrite the negate function in src/mathutil.py to subtract x from zero")
         child.expect(r"\[PLAN\]")  # GENERATE starts right after the PLAN line
         child.sendintr()
         child.expect(r"Cancelled during GENERATE", timeout=60)

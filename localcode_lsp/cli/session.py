@@ -62,9 +62,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"localcode: project directory does not exist: {root}", file=sys.stderr)
         return 2
     trusted = not getattr(args, "untrusted", False)
+    # The terminal is the conversation: libraries' own progress bars and Rust warnings stay out.
+    os.environ.setdefault("LANCE_LOG", "error")
+    os.environ.setdefault("TQDM_DISABLE", "1")
     engine = _make_engine(root, trusted)
     state_dir = Path(engine.root) / ".localcode"
     setup_logging(state_dir, getattr(args, "log_level", "INFO"), stderr=True)
+    _warnings_to_log_file()
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     console = ui.make_console()
     reader: LineReader = (_prompt_toolkit_reader(state_dir) if interactive else None) \
@@ -76,6 +80,18 @@ def run(args: argparse.Namespace) -> int:
         close = getattr(engine, "close", None)
         if callable(close):
             close()
+
+
+def _warnings_to_log_file() -> None:
+    """Python warnings from libraries go to the log file, not into the conversation."""
+    import logging
+
+    logging.captureWarnings(True)
+    target = logging.getLogger("py.warnings")
+    target.propagate = False
+    for handler in logging.getLogger("localcode").handlers:
+        if isinstance(handler, logging.FileHandler):
+            target.addHandler(handler)
 
 
 def _make_engine(root: Path, trusted: bool) -> Any:
