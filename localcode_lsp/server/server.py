@@ -167,8 +167,8 @@ class LocalcodeServer(LanguageServer):
                       once_key: str | None = None) -> None:
         """window/logMessage (the editor's log, not a popup); `once_key` reports a problem once."""
         if once_key is not None:
-            if once_key in self._reported:
-                return
+            if once_key in self._reported or len(self._reported) >= 1000:
+                return  # reported already (or a flood of distinct problems: the log has them)
             self._reported.add(once_key)
         self.protocol.notify(types.WINDOW_LOG_MESSAGE,
                              types.LogMessageParams(type=level, message=message))
