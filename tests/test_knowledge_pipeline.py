@@ -89,3 +89,27 @@ def test_prompt_gets_few_shot_and_docs_sections(copy_fixture):
     assert "def loads(s, *, cls=None" in prompt
     assert "def load_catalog(text: str) -> list[Product]:" in prompt  # the similar function
     assert "test_parse" not in prompt
+
+
+@pytest.mark.model
+def test_real_model_sees_knowledge_sections(copy_fixture):
+    """The embedded model, end to end: few_shot and docs reach its prompt; the run reports the
+    store's counters whatever the model wrote."""
+    root = copy_fixture("knowledge_shop")
+    (root / "shop" / "customers.py").write_text(
+        '"""Customer import."""\n\nimport json\n\nfrom shop.models import Customer\n\n\n'
+        "def load_customers(text: str) -> list[Customer]:\n"
+        '    """Customers from a JSON list of objects (json.loads)."""\n')
+    config = load_config(root, user_file=None, overrides={
+        "generation": {"candidates": 1, "max_retries": 0, "max_tokens": 64},
+        "verification": {"diff_review": False}})
+    engine = Engine(root, config=config)
+    try:
+        result = engine.implement(Task(path="shop/customers.py", symbol="load_customers",
+                                       intent="edit"))
+    finally:
+        engine.close()
+    assert result.status in ("verified", "no_candidate"), result.message
+    sections = {s["name"]: s["tokens"] for s in result.model_calls[0]["sections"]}
+    assert sections["docs"] > 0 and sections["few_shot"] > 0
+    assert result.stats["knowledge"]["session"]["docs_served"] >= 1
