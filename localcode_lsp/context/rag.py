@@ -42,8 +42,12 @@ class Snippet:
     section: str = "code"
 
     def render(self) -> str:
+        """Code as code; tests as comments, so a base model reads them as the spec of the
+        target rather than as the start of a test file it should continue."""
         header = f"# {self.source}: {self.path}" + (f" ({self.name})" if self.name else "")
         body = self.text if self.text.endswith("\n") else self.text + "\n"
+        if self.source == "test":
+            body = "".join(f"# {line}".rstrip() + "\n" for line in body.splitlines())
         return f"{header}\n{body}\n"
 
 
@@ -58,6 +62,11 @@ class ContextProvider(Protocol):
 
 # Relative value of each kind of retrieved code when the budget is tight.
 SOURCE_WEIGHTS = {"callee": 1.0, "import": 0.95, "test": 0.9, "caller": 0.7, "similar": 0.5}
+
+
+def _is_test_path(path: str) -> bool:
+    name = path.rsplit("/", 1)[-1]
+    return name.startswith("test_") or name.endswith("_test.py") or "/tests/" in f"/{path}"
 
 
 def _symbol_text(workspace: Any, symbol: Any) -> str:
@@ -104,7 +113,9 @@ class IndexContextProvider:
                 if text:
                     snippets.append(Snippet(text, "callee", callee.path, callee.qualified_name,
                                             SOURCE_WEIGHTS["callee"]))
-            for caller in self._safe("callers", self.index.callers, target)[: self.callers]:
+            callers = [c for c in self._safe("callers", self.index.callers, target)
+                       if not _is_test_path(c.path)]
+            for caller in callers[: self.callers]:
                 key = (caller.path, caller.qualified_name)
                 if key in seen:
                     continue
@@ -122,18 +133,25 @@ class IndexContextProvider:
                                                 SOURCE_WEIGHTS["test"]))
         if query.path:
             imports = self._safe("imports", self.index.imports, query.path)
-            lines = [getattr(i, "text", "") or str(i) for i in imports]
-            lines = [line for line in lines if line and line not in query.file_text[:0]]
+            file_lines = query.file_text.splitlines()
+            lines: list[str] = []
+            for item in imports:
+                number = getattr(item, "line", None)
+                text = file_lines[number] if isinstance(number, int) and \
+                    0 <= number < len(file_lines) else str(item)
+                if text and text not in lines:
+                    lines.append(text)
             if lines:
                 snippets.append(Snippet("\n".join(lines), "import", query.path, "",
                                         SOURCE_WEIGHTS["import"]))
-        if self.similar and query.instruction.strip():
-            for hit in self._safe("search", self.index.search, query.instruction, self.similar + 2):
+        search_text = query.instruction.strip() or (getattr(target, "docstring", "") or "")
+        if self.similar and search_text.strip():
+            for hit in self._safe("search", self.index.search, search_text, self.similar + 4):
                 hit_symbol = getattr(hit, "symbol", None)
                 name = getattr(hit_symbol, "qualified_name", None) or str(hit_symbol or "")
                 if target is not None and hit.path == target.path and name == target.qualified_name:
                     continue
-                if (hit.path, name) in seen:
+                if (hit.path, name) in seen or _is_test_path(hit.path):
                     continue
                 seen.add((hit.path, name))
                 snippets.append(Snippet(hit.text, "similar", hit.path, name,
@@ -162,14 +180,18 @@ def select(snippets: Iterable[Snippet], section: str, budget: int, count: TokenC
     skipped: the model sees them anyway.
     """
     chosen: list[Snippet] = []
+    texts: set[str] = set()
     used = 0
     for snippet in sorted((s for s in snippets if s.section == section),
                           key=lambda s: s.score, reverse=True):
         if not snippet.text.strip() or (exclude_text and snippet.text.strip() in exclude_text):
             continue
+        if snippet.text.strip() in texts:
+            continue
         cost = count(snippet.render())
         if used + cost > budget:
             continue
         chosen.append(snippet)
+        texts.add(snippet.text.strip())
         used += cost
     return "".join(s.render() for s in chosen), chosen

@@ -206,6 +206,11 @@ class PipelineRun:
             if not matches:
                 raise PipelineError(f"no function named {task.symbol!r} in {path}")
             symbol, how = matches[0], "symbol"
+        elif task.symbol:
+            matches = self._functions(index.find_symbol(task.symbol))
+            if not matches:
+                raise PipelineError(f"no function named {task.symbol!r} in the project")
+            symbol, how = matches[0], "symbol"
         elif path and task.position is not None:
             symbol = index.enclosing_function(path, task.position.line, task.position.column)
             how = "position"
@@ -344,7 +349,7 @@ class PipelineRun:
                                 source="original")
             request = self._request(target.path, target.file_text, target.qualified_name,
                                     self.description or f"fix {target.qualified_name}")
-            verdict = self.engine.gate.verify(request, current, self.cancel)
+            verdict = self.engine.gate.verify(request, current, cancel=self.cancel)
             problems = verdict.feedback
         self.initial_feedback = digest_feedback(problems)
         if not self.description and self.initial_feedback:
@@ -475,34 +480,22 @@ class PipelineRun:
     # --- VERIFY ----------------------------------------------------------------------------
 
     def _request(self, path: str, original: str, symbol: str | None, description: str) -> Any:
-        test_refs: list[Any] = []
-        docstring = ""
+        """The gate's VerifyRequest: target file and text, symbol, task, the index's tests."""
+        test_refs: list[str] = []
         target = self.steps[self.step] if self.steps and self.new_code is None else None
         if target is not None and target.symbol is not None:
             try:
-                test_refs = list(self.engine.index.tests_of(target.symbol) or [])
-            except Exception as exc:
+                refs = self.engine.index.tests_of(target.symbol) or []
+                test_refs = [getattr(r, "node_id", None) or str(r) for r in refs]
+            except Exception as exc:  # no test map: the gate falls back to naming conventions
                 log.info("tests of %s unavailable: %s", target.qualified_name, exc)
-            docstring = getattr(target.symbol, "docstring", "") or ""
-        values = {
-            "path": path, "target": path, "target_path": path, "original": original,
-            "original_text": original, "symbol": symbol, "task": description,
-            "description": description, "task_description": description,
-            "test_refs": test_refs, "tests": test_refs, "doctest_source": docstring,
-            "doctest": docstring, "docstring": docstring, "language": "python",
-        }
-        import dataclasses
-        import inspect
-
+        values = {"path": path, "original_text": original, "symbol": symbol,
+                  "task": description, "test_refs": tuple(test_refs)}
         try:
             from ..verify import VerifyRequest
         except ImportError:  # gate-less setups (unit tests with a fake gate)
             return SimpleNamespace(**values)
-        if dataclasses.is_dataclass(VerifyRequest):
-            names = [f.name for f in dataclasses.fields(VerifyRequest)]
-        else:
-            names = list(inspect.signature(VerifyRequest).parameters)
-        return VerifyRequest(**{name: values[name] for name in names if name in values})
+        return VerifyRequest(**values)
 
     def _description(self, name: str) -> str:
         if self.intent == "fix" and self.task.diagnostics:
@@ -524,7 +517,7 @@ class PipelineRun:
             self.cancel.raise_if_cancelled()
             verdict = self.attempt.verified_bodies.get(candidate.text)
             if verdict is None:
-                verdict = gate.verify(request, candidate, self.cancel)
+                verdict = gate.verify(request, candidate, cancel=self.cancel)
                 verdict.candidate_id = candidate.id
                 self.attempt.verified_bodies[candidate.text] = verdict
             self.result.verdicts.append(verdict)
