@@ -138,6 +138,21 @@ def test_untrusted_project_starts_server_untrusted(tmp_path: Path) -> None:
     assert "is not trusted" in result["health"]
 
 
+def test_explain_and_instruction_through_the_command(tmp_path: Path) -> None:
+    stub = [sys.executable, str(STUB_SERVER)]
+    explained = drive(tmp_path, stub, inline=False, timeout_s=20, name="explain",
+                      LC_ACTION="explain")
+    assert explained["errors"] == [], explained["errors"]
+    assert explained["action"] == "explain"
+    assert explained["implement_result"] == {"explanation": "stub explanation at line 4"}
+    assert explained["changed"] is False
+    assert any("stub explanation at line 4" in n["msg"] for n in explained["notifications"])
+    instructed = drive(tmp_path, stub, inline=False, timeout_s=20, name="instruction",
+                       LC_ACTION="implement", LC_INSTRUCTION="keep it short")
+    assert instructed["instruction"] == "keep it short"
+    assert "    return a + b # keep it short\n" in instructed["text"]
+
+
 def test_lsp_enable_without_setup(tmp_path: Path) -> None:
     """Neovim 0.11's own way: vim.lsp.enable("localcode") finds lsp/localcode.lua on the
     runtimepath; :LspLocalcode and ghost text still come with it."""

@@ -214,6 +214,10 @@ def check_common(result: dict, workspace: Path) -> None:
     assert isinstance(result["inlineItems"], list)
     # the status bar's source: the server's doctor report through our health command
     assert result["health"] and result["health"]["model"]
+    # the LogOutputChannel got the start-up line (the host writes log channels to files)
+    logs = list((workspace.parent / "data" / "logs").glob("*/exthost*/localcode.localcode/localcode.log"))
+    assert logs, "no localcode log channel file"
+    assert "starting " in logs[0].read_text()
 
 
 def test_code_server_with_stub_server(tmp_path: Path) -> None:
