@@ -171,7 +171,7 @@ def test_implement_with_real_server_and_model(tmp_path: Path, isolated_home: Pat
     the saved file parses and the fixture's tests pass. The pipeline samples, so up to 3 tries."""
     attempts = []
     for attempt in range(3):
-        result = drive(tmp_path, localcode_command(), timeout_s=240, name=f"try{attempt}",
+        result = drive(tmp_path, localcode_command(), timeout_s=80, name=f"try{attempt}",
                        LC_INLINE_LINE="10", LC_INLINE_TEXT="    result = ")
         assert result["errors"] == [], result["errors"]
         attempts.append(result.get("implement_result"))
