@@ -43,6 +43,9 @@ class Engine:
         self._index: Any = None
         self._gate: Any = None
         self._knowledge: Any = None
+        # Extra prompt context (context.rag.ContextProvider): the knowledge store appends its
+        # few-shot, docs and error-cache providers here; the index provider is always used.
+        self.context_providers: list[Any] = []
 
     @property
     def root(self) -> Path:
