@@ -1,8 +1,8 @@
 """One workspace: its root, the documents overlay (open buffers win over disk), containment, trust.
 
 Every path that reaches an edit goes through `Workspace.resolve`, which refuses anything outside
-the root (after `..`, symlinks and URL escapes are resolved), anything under `.git/`, and any URI
-that is not `file:`.
+the root (after `..`, symlinks and URL escapes are resolved), anything under a `.git/` (the
+root's or a nested repository's), and any URI that is not `file:`.
 """
 
 from __future__ import annotations
@@ -100,7 +100,8 @@ class Workspace:
             relative = resolved.relative_to(self.root)
         except ValueError:
             raise OutsideWorkspace(f"{path_or_uri} is outside the workspace {self.root}") from None
-        if relative.parts and relative.parts[0].lower() == ".git":
+        # any .git, not only the root's: submodules and nested repositories have their own
+        if any(part.lower() == ".git" for part in relative.parts):
             raise OutsideWorkspace(f"{path_or_uri} is inside .git/")
         return resolved
 
