@@ -5,8 +5,9 @@ What a run gets, strongest isolation first (probed once per `Sandbox`, then cach
 - `bubblewrap`: `bwrap` with the whole filesystem read-only except the throwaway dir, its own
   network namespace (no network) and PID namespace.
 - `unshare`: util-linux `unshare` with new mount, network and PID namespaces (a user namespace
-  too when not root). Protected paths (the workspace, HOME, the interpreter prefix) are bind-
-  mounted read-only, loopback is brought up, and when the namespace's init dies the kernel
+  too when not root). The whole filesystem is remounted read-only except the throwaway dir
+  (and a private /dev/shm); protected paths (the workspace, HOME, the interpreter prefix) are
+  bind-mounted read-only again in case they are mounts of their own; loopback is brought up, and when the namespace's init dies the kernel
   kills everything inside, so a test that double-forks and calls setsid cannot survive.
 - `plain`: a new session and process group only. Network is not isolated (proxies point at a
   closed port, nothing more) and files outside the copy are protected only by HOME/TMPDIR
@@ -122,7 +123,8 @@ class Sandbox:
             return ("bubblewrap: read-only filesystem outside the throwaway copy, PID namespace; "
                     "network isolation: full (own network namespace)")
         if mode == "unshare":
-            return ("unshare: mount namespace with the workspace and HOME read-only, PID namespace; "
+            return ("unshare: mount namespace, read-only filesystem outside the throwaway copy, "
+                    "PID namespace; "
                     "network isolation: full (own network namespace, loopback only)")
         return ("plain process group: own session, timeout and resource limits, process-tree kill; "
                 "network isolation: none (proxies disabled only)")
@@ -172,16 +174,23 @@ class Sandbox:
             unshare = shutil.which("unshare")
             if unshare is None:
                 return None
-            steps = []
+            # Everything read-only (the root and every other disk mount; /proc, /sys and /dev
+            # stay), a private /dev/shm, then the protected paths again (they may be mounts of
+            # their own), then the writable dirs bound and remounted writable.
+            steps = ["mount -o remount,bind,ro / 2>/dev/null || true"]
+            for mount_point in _disk_mount_points():
+                quoted = shlex.quote(mount_point)
+                steps.append(f"mount -o remount,bind,ro {quoted} 2>/dev/null || true")
+            steps.append("mount -t tmpfs -o size=64m,mode=1777 tmpfs /dev/shm 2>/dev/null || true")
             for path in protect:
                 if path.exists():
                     quoted = shlex.quote(str(path))
                     steps.append(f"mount --bind {quoted} {quoted}")
                     steps.append(f"mount -o remount,bind,ro {quoted}")
-            # A writable dir may lie under a protected path: bind it again, writable.
             for path in writable:
                 quoted = shlex.quote(str(path))
                 steps.append(f"mount --bind {quoted} {quoted}")
+                steps.append(f"mount -o remount,bind,rw {quoted}")
             steps.append("(ip link set lo up) >/dev/null 2>&1 || true")
             # cd again so the working directory is looked up through the new mounts.
             steps.append(f"cd {shlex.quote(str(cwd))}")
@@ -464,6 +473,25 @@ def _marked_processes(marker: str) -> list[psutil.Process]:
         except (OSError, psutil.Error):
             continue
     return found
+
+
+def _disk_mount_points() -> list[str]:
+    """Mount points other than / that a sandboxed run must not write to (not /proc, /sys,
+    /dev: those are pseudo filesystems the tools need)."""
+    points = []
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8") as handle:
+            for line in handle:
+                fields = line.split()
+                if len(fields) < 5:
+                    continue
+                point = fields[4]
+                if point == "/" or "\\" in point or point.startswith(("/proc", "/sys", "/dev")):
+                    continue
+                points.append(point)
+    except OSError:
+        pass
+    return points
 
 
 def _is_within(path: Path, parent: Path) -> bool:
