@@ -29,7 +29,11 @@ TARGET = "esc/ops.py"
 
 
 @pytest.fixture
-def escape(copy_fixture) -> tuple[Path, str]:
+def escape(copy_fixture, tmp_path, monkeypatch) -> tuple[Path, str]:
+    # throwaway copies go to a private temp dir, so leftovers are ours alone to count
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(copies))
     root = copy_fixture("reliability_escape")
     token = "lcesc" + uuid.uuid4().hex[:10]  # 15 characters: fits /proc/<pid>/comm
     (root / "token.txt").write_text(token)
@@ -68,8 +72,8 @@ def _survivors(token: str) -> list[psutil.Process]:
     return found
 
 
-def _copies() -> set[str]:
-    return {p.name for p in Path(tempfile.gettempdir()).glob("localcode-verify-*")}
+def _copies() -> list[Path]:
+    return list(Path(tempfile.gettempdir()).iterdir())
 
 
 def _digest(root: Path) -> dict[str, str]:
@@ -86,11 +90,10 @@ def _mode_or_skip(mode: str) -> None:
 def test_setsid_daemon_of_a_passing_test_is_killed(escape, mode):
     _mode_or_skip(mode)
     root, token = escape
-    copies = _copies()
     verdict, _ = _verify(_gate(root, mode, 20.0), root, "test_daemon.py")
     assert verdict.passed, verdict.feedback
     assert _survivors(token) == []
-    assert _copies() <= copies  # the throwaway copy is gone
+    assert _copies() == []  # the throwaway copy is gone
 
 
 @pytest.mark.parametrize("mode", ["auto", "plain"])
@@ -162,10 +165,9 @@ def test_network_is_unreachable_including_the_host_loopback(escape):
 def test_disk_filler_stops_at_the_file_size_limit(escape, mode):
     _mode_or_skip(mode)
     root, _ = escape
-    copies = _copies()
     verdict, seconds = _verify(_gate(root, mode, 30.0), root, "test_fill_disk.py")
     assert not verdict.passed
     assert seconds < 30  # stopped by RLIMIT_FSIZE, not by the timeout
     assert not any("timed out" in line for line in verdict.feedback), verdict.feedback
     assert not (root / "huge.bin").exists()
-    assert _copies() <= copies
+    assert _copies() == []
