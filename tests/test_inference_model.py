@@ -149,11 +149,14 @@ def test_grammar_outputs_always_parse(backend: LlamaCppBackend) -> None:
     assert calls == 18 and failures == 0
 
 
+ENVELOPE_PROMPT = "def sub(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b\n\n\n"
+
+
 def test_function_envelope_grammar(backend: LlamaCppBackend) -> None:
     grammar = python_function_grammar("add")
     finished = 0
     for temperature in (0.0, 0.7, 1.0):
-        result = backend.complete("# Add two numbers.\n", grammar=grammar,
+        result = backend.complete(ENVELOPE_PROMPT, grammar=grammar,
                                   temperature=temperature, seed=7, max_tokens=48,
                                   stop=ENVELOPE_STOPS)
         assert result.grammar_incomplete == (result.finish_reason == "length")

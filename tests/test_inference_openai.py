@@ -30,18 +30,21 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(model_path: Path):
+def server(model_path: Path, tmp_path_factory: pytest.TempPathFactory):
     port = _free_port()
+    # a file, not a pipe: the server logs enough at start-up to fill a pipe and block
+    log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
+    log = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host",
          "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"llama_cpp.server exited: {process.stderr.read().decode()[-2000:]}")
+            pytest.fail(f"llama_cpp.server exited: {log_path.read_text()[-2000:]}")
         try:
             urllib.request.urlopen(url + "/v1/models", timeout=1).read()
             break
@@ -56,6 +59,7 @@ def server(model_path: Path):
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         process.kill()
+    log.close()
 
 
 def test_completion_tokens_and_grammar(server: str, isolated_home: Path, tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ import math
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -52,6 +53,11 @@ class OpenAIBackend:
         self._lock = threading.Lock()
         self._tokenize_path: str | None = None  # discovered on first use; "" = none
         self._has_infill: bool | None = None
+        host = urllib.parse.urlsplit(self.url).hostname or ""
+        # a model server on this machine is never reached through an HTTP proxy
+        loopback = host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")
+        self._opener = urllib.request.build_opener(
+            *([urllib.request.ProxyHandler({})] if loopback else []))
 
     # --- HTTP ------------------------------------------------------------------------------
 
@@ -64,7 +70,7 @@ class OpenAIBackend:
             headers={"Content-Type": "application/json", "Accept": "application/json"},
         )
         try:
-            response = urllib.request.urlopen(request, timeout=self.timeout)
+            response = self._opener.open(request, timeout=self.timeout)
         except urllib.error.HTTPError as exc:
             body = exc.read().decode("utf-8", errors="replace")[:300]
             raise _HTTPStatus(exc.code, f"{url} answered HTTP {exc.code}: {body}") from exc
