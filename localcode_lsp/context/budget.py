@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ..config import Config
+from .invisible import strip_invisible
 
 # section name -> the pool whose budget it draws from
 SECTION_POOLS: dict[str, str] = {
@@ -152,6 +153,7 @@ class Budget:
         ordered = list(sections)
         left = dict(self.pools)
         for section in sorted(ordered, key=lambda s: s.priority):
+            section.text = strip_invisible(section.text)  # hidden text never reaches the model
             pool = SECTION_POOLS.get(section.name, "task")
             section.original_tokens = count(section.text)
             section.budget = left[pool]
