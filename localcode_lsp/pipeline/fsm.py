@@ -17,6 +17,7 @@ from typing import Any
 from ..cancel import Cancelled, CancelToken
 from ..context.budget import Budget, CachedCounter, Section
 from ..context.compress import digest_feedback, shorten
+from ..context.invisible import find_invisible
 from ..context.rag import ContextQuery, IndexContextProvider, gather, select
 from ..data import Candidate, Patch, Result, Task, TraceEvent, Verdict
 from ..knowledge import hooks as knowledge_hooks
@@ -149,6 +150,7 @@ class PipelineRun:
     # --- UNDERSTAND ------------------------------------------------------------------------
 
     def understand(self) -> tuple[str, str]:
+        self._warn_invisible()
         if self.task.intent:
             self.intent = self.task.intent
             return "classified", f"Intent: {self.intent} (given)"
@@ -166,6 +168,20 @@ class PipelineRun:
         except ValueError:
             self.intent = "edit"
         return "classified", f"Intent: {self.intent}"
+
+    def _warn_invisible(self) -> None:
+        """Flag invisible characters (tag, bidi, zero-width) in the target file before any
+        prompt; Budget.fit strips them from every prompt."""
+        if not self.task.path:
+            return
+        try:
+            document = self.engine.workspace.snapshot(self.task.path)
+        except (OSError, ValueError):
+            return  # LOCATE reports a missing or unreadable file
+        for line, characters in find_invisible(document.text)[:5]:
+            self.emit(State.UNDERSTAND,
+                      f"warning: invisible characters at {document.path}:{line}",
+                      warning="invisible_characters", characters=characters)
 
     # --- LOCATE ----------------------------------------------------------------------------
 
