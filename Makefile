@@ -1,6 +1,6 @@
 # Two commands: `make demo` (set up + implement a function of the bundled example) and
 # `make test` (the whole suite, as CI runs it).
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test lint bench stress
 
 setup:
 	bash scripts/bootstrap.sh
@@ -16,3 +16,8 @@ lint: setup
 
 bench: setup
 	.venv/bin/python -m bench
+
+# The reliability suite with full counts (10,000 fuzz frames, 10x containment examples, the
+# longer sync property), inside the same loopback-only namespace as `make test`.
+stress: setup
+	LOCALCODE_STRESS=1 bash scripts/test.sh tests/test_reliability_*.py
