@@ -124,7 +124,7 @@ def bench_direct(root: Path, text: str, states: list) -> list[float]:
     from localcode_lsp.engine import Engine
 
     engine = Engine(root)
-    engine.open_document("pkg/calc.py", text, 1, "python")
+    engine.open_document("pkg/calc.py", states[0][0], 1, "python")
     engine.complete("pkg/calc.py", states[0][1], states[0][2])  # load the model
     timings = []
     for version, (state, line, column) in enumerate(states, start=2):
@@ -143,7 +143,7 @@ def bench_server(root: Path, text: str, states: list) -> list[float]:
     client.notify("initialized", {})
     uri = (root / "pkg" / "calc.py").as_uri()
     client.notify("textDocument/didOpen", {"textDocument": {
-        "uri": uri, "languageId": "python", "version": 1, "text": text}})
+        "uri": uri, "languageId": "python", "version": 1, "text": states[0][0]}})
 
     def inline(line: int, column: int) -> dict:
         return client.request("textDocument/inlineCompletion", {
