@@ -48,12 +48,17 @@ def env(tmp_path) -> dict[str, str]:
 
 
 def _kill_during_build(root: Path, env: dict[str, str], extra: tuple[str, ...],
-                       after: float) -> None:
+                       after: float, started_when: Path | None = None) -> None:
+    """Start `localcode index`, wait `after` seconds (counted from when `started_when`
+    exists, if given), then SIGKILL it."""
     process = subprocess.Popen([sys.executable, "-m", "localcode_lsp", "index", "--project",
                                 str(root), *extra], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, env=env, cwd=str(REPO_ROOT))
+    if started_when is not None:
+        limit = time.monotonic() + 120
+        while not started_when.exists() and process.poll() is None and time.monotonic() < limit:
+            time.sleep(0.05)
     deadline = time.monotonic() + after
-    # wait until the build has written something, then kill without warning
     while time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)
     assert process.poll() is None, "the build finished before it could be killed"
@@ -80,7 +85,8 @@ def test_sigkill_during_ast_indexing_then_restart(tmp_path, env, fraction):
 @pytest.mark.embeddings
 def test_sigkill_during_embedding_then_restart(tmp_path, env):
     root = _project(tmp_path / "proj", 120)
-    _kill_during_build(root, env, (), 12.0)  # torch loads in ~9 s; then it embeds
+    # lancedb opens once the AST pass is done; then torch loads (~9 s) and it embeds
+    _kill_during_build(root, env, (), 10.0, started_when=root / ".localcode/index/lancedb")
     restarted = _stats(_index(root, env))
     assert restarted["files"] == 120 and restarted["chunks"] > 0
     assert restarted["table_rows"] == restarted["chunks"]
