@@ -1,5 +1,5 @@
 """The real session, end to end: a pseudo-terminal (pexpect), the real index, pipeline, gates and
-the embedded gemma-3-270m model, on tests/fixtures/session_model (a stub `square` with a test).
+the embedded gemma-3-270m model, on tests/fixtures/session_model (a stub `square_of` with a test).
 
 One spawned session does everything so the model and index load once: a task whose diff is
 refused with `n` (file byte-identical), the same task applied with `y` (new inode, tests pass),
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.model, pytest.mark.embeddings, pytest.mark.slow, pytes
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 PROMPT = "you:"
-TASK = "implement the square function in src/mathutil.py"
+TASK = "implement the square_of function in src/mathutil.py"
 
 
 def spawn_session(project: Path, config_home: Path, transcript: Path) -> pexpect.spawn:
@@ -34,8 +34,8 @@ def spawn_session(project: Path, config_home: Path, transcript: Path) -> pexpect
 
 
 def expect_diff(child: pexpect.spawn) -> str:
-    """Wait for the stage lines and the diff of a verified `square`; return the text shown."""
-    child.expect(r"\[LOCATE\]\S* Found \w+ at src/mathutil.py:\d+")
+    """Wait for the stage lines and the diff of a verified `square_of`; return the text shown."""
+    child.expect(r"\[LOCATE\]\S* Found square_of at src/mathutil.py:\d+")
     child.expect(r"\[GENERATE\]\S* Producing \d+ candidates")
     child.expect(r"\[VERIFY\]\S* Candidate \d+ passes \(parse ✓")
     child.expect("Here's the diff:")
@@ -80,7 +80,7 @@ def test_real_session_apply_refuse_cancel_and_leave(copy_fixture, isolated_home,
         for line in added:  # what the diff showed is what the file now holds
             assert line.strip()[1:].strip() in text
 
-        child.sendline("rewrite the negate function in src/mathutil.py to subtract x from zero")
+        child.sendline("rewrite the negate_value function in src/mathutil.py to subtract x from zero")
         child.expect(r"\[PLAN\]")  # GENERATE starts right after the PLAN line
         child.sendintr()
         child.expect(r"Cancelled during GENERATE", timeout=60)
