@@ -76,6 +76,7 @@ def test_structural_stop_cuts_rambling(backend: LlamaCppBackend) -> None:
 
 
 def test_cancellation_is_prompt_and_backend_survives(backend: LlamaCppBackend) -> None:
+    backend.load()  # the timer must not fire while the model is still loading
     token = CancelToken()
     timer = threading.Timer(0.4, token.cancel)
     timer.start()
@@ -91,6 +92,25 @@ def test_cancellation_is_prompt_and_backend_survives(backend: LlamaCppBackend) -
     assert backend.complete("x", cancel=already).finish_reason == "cancelled"
     again = backend.complete(BODY_PROMPT, max_tokens=8, stop=["\n"])
     assert again.finish_reason in ("stop", "length") and again.text.strip()
+
+
+def test_cancel_interrupts_prompt_evaluation(backend: LlamaCppBackend) -> None:
+    """A long prompt is evaluated inside llama_decode; the abort callback stops it mid-batch."""
+    long_prompt = "".join(f"def helper_{i}(value):\n    return value * {i} + {i % 7}\n\n\n"
+                          for i in range(90))
+    backend.load()
+    assert backend.count_tokens(long_prompt) > 1500  # well over a second to evaluate here
+    token = CancelToken()
+    cancelled_at: list[float] = []
+    timer = threading.Timer(0.3, lambda: (cancelled_at.append(time.monotonic()), token.cancel()))
+    timer.start()
+    result = backend.complete(long_prompt, max_tokens=16, cancel=token)
+    stopped_after = time.monotonic() - cancelled_at[0]
+    assert result.finish_reason == "cancelled"
+    assert result.completion_tokens == 0  # it never got past the prompt
+    assert stopped_after < 0.2, stopped_after
+    resumed = backend.complete(long_prompt + "def helper_last(value):\n    return", max_tokens=6)
+    assert resumed.finish_reason in ("stop", "length")
 
 
 def test_kv_reuse_counts_evaluated_tokens(backend: LlamaCppBackend) -> None:
