@@ -220,6 +220,19 @@ def test_locate_by_position_and_by_name_in_the_instruction(tmp_path):
     result = engine.implement(Task(instruction="implement `double` please", intent="edit"))
     assert result.status == "verified"
     assert "named in the instruction" in next(e for e in result.trace if e.state == "LOCATE").message
+    for plain in ("implement the double function", "please implement double"):
+        engine, _ = make_engine(tmp_path, [GOOD])
+        result = engine.implement(Task(instruction=plain, intent="edit"))
+        assert result.status == "verified", plain
+        assert "double" in next(e for e in result.trace if e.state == "LOCATE").message
+
+
+def test_generate_is_announced_before_the_model_runs(tmp_path):
+    engine, _ = make_engine(tmp_path, [GOOD])
+    result = engine.implement(Task(path="calc.py", position=Position(5, 4), intent="edit"))
+    generate = [e for e in result.trace if e.state == "GENERATE"]
+    assert generate[0].message.startswith("Producing 2 candidates") and generate[0].data["phase"] == "start"
+    assert "distinct candidates" in generate[1].message
 
 
 def test_explain_returns_text_and_no_edit(tmp_path):

@@ -13,6 +13,7 @@ really handed to `Llama.eval` before the first sample.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -86,6 +87,7 @@ class LlamaCppBackend:
         self._grammars: dict[str, Any] = {}
         self._call: _CallState | None = None
         self._abort_callback: Any = None
+        self._log_callback: Any = None
 
     # --- loading ---------------------------------------------------------------------------
 
@@ -121,6 +123,7 @@ class LlamaCppBackend:
             except ImportError as exc:  # pragma: no cover - broken install
                 raise BackendError(f"llama-cpp-python is not importable: {exc}") from exc
             started = time.monotonic()
+            self._route_llama_logs()
             try:
                 llm = Llama(
                     model_path=str(self.model_path),
@@ -147,6 +150,27 @@ class LlamaCppBackend:
             log.info("loaded %s (n_ctx=%d, threads=%d) in %.2fs", self.model_path.name, n_ctx,
                      self.n_threads, time.monotonic() - started)
             return llm
+
+    def _route_llama_logs(self) -> None:
+        """Send llama.cpp's own log lines to our log file instead of the user's terminal.
+
+        llama.cpp reports ordinary facts at ERROR level ("using full-size SWA cache"), which
+        llama-cpp-python prints to stderr even with verbose=False; real failures still surface
+        as exceptions from the calls.
+        """
+        import ctypes
+
+        import llama_cpp
+
+        llama_log = get_logger("llama.cpp")
+
+        def forward(level: int, text: bytes, _data: Any) -> None:
+            message = text.decode("utf-8", "replace").rstrip()
+            if message:
+                llama_log.log(logging.INFO if level in (2, 3) else logging.DEBUG, "%s", message)
+
+        self._log_callback = llama_cpp.llama_log_callback(forward)  # keep it alive
+        llama_cpp.llama_log_set(self._log_callback, ctypes.c_void_p(0))
 
     def _install_abort_callback(self, llm: Any) -> None:
         """Let a cancel interrupt llama_decode itself, not only the gaps between tokens.

@@ -30,6 +30,9 @@ log = get_logger("pipeline")
 
 EventSink = Callable[[TraceEvent], None]
 _IDENTIFIER = re.compile(r"`([A-Za-z_][\w.]*)`|\b([A-Za-z_]\w*)\s*\(|\b([A-Za-z_]\w*_\w+|[a-z]+[A-Z]\w*)\b")
+# "the square function", "square method": a bare name the user called a function.
+_NAMED_FUNCTION = re.compile(r"\b([A-Za-z_]\w*)\s+(?:function|method)\b")
+_WORD = re.compile(r"\b([A-Za-z_]\w{2,})\b")
 FUNCTION_KINDS = ("function", "method")
 
 
@@ -258,13 +261,26 @@ class PipelineRun:
         return "found", f"Found {target.qualified_name} at {target.location()} ({how})"
 
     def _mentioned_symbols(self, path: str | None) -> list[Any]:
+        """Functions the instruction names: code-shaped names first (`x`, x(), snake_case),
+        then "the X function", then, only when nothing else matched, the first plain word
+        that is a workspace function ("implement square")."""
         names: list[str] = []
         for match in _IDENTIFIER.finditer(self.description):
             name = next(g for g in match.groups() if g)
             if name not in names:
                 names.append(name)
+        found = self._lookup_functions(names[:12], path)
+        if not found:
+            named = [m.group(1) for m in _NAMED_FUNCTION.finditer(self.description)]
+            found = self._lookup_functions(named[:6], path)
+        if not found:
+            words = list(dict.fromkeys(m.group(1) for m in _WORD.finditer(self.description)))
+            found = self._lookup_functions(words[:40], path)[:1]
+        return found
+
+    def _lookup_functions(self, names: Sequence[str], path: str | None) -> list[Any]:
         found: list[Any] = []
-        for name in names[:12]:
+        for name in names:
             matches = self._functions(self.engine.index.find_symbol(name, path)) if path else []
             if not matches:
                 matches = self._functions(self.engine.index.find_symbol(name))
@@ -419,6 +435,8 @@ class PipelineRun:
             few_shot=self.context_cache.get(key + ":few_shot", ""),
             docs=self.context_cache.get(key + ":docs", ""), summary=self._summary(),
             current="" if target.is_stub or not target.old_body.strip() else target.function_text)
+        self.emit(State.GENERATE, f"Producing {n} candidates for {target.qualified_name}...",
+                  phase="start")
         completions = self.call_model(
             State.GENERATE, f"body of {target.qualified_name} (attempt {self.attempt.number})",
             sections, n=n, temperature=gen.temperature, max_tokens=gen.max_tokens,
@@ -440,8 +458,8 @@ class PipelineRun:
             return "no_candidates", f"No usable candidate among {len(completions)} samples"
         retry = f" (retry {self.attempt.number}, feedback: {len(feedback)} lines)" \
             if self.attempt.number else ""
-        return "candidates", (f"Producing {n} candidates for {target.qualified_name}... "
-                              f"{len(self.attempt.candidates)} distinct{retry}")
+        return "candidates", (f"{len(self.attempt.candidates)} distinct candidates for "
+                              f"{target.qualified_name}{retry}")
 
     def _generate_new_code(self, n: int, seed: int, feedback: list[str]) -> tuple[str, str]:
         spot = self.new_code
@@ -454,6 +472,8 @@ class PipelineRun:
         sections = prompts.new_code_sections(prefix=prefix, instruction=self.description,
                                              feedback=feedback, code=code,
                                              summary=self._summary())
+        self.emit(State.GENERATE, f"Producing {n} candidates for new code at {spot.location()}...",
+                  phase="start")
         completions = self.call_model(
             State.GENERATE, f"new code at {spot.location()} (attempt {self.attempt.number})",
             sections, n=n, temperature=self.config.generation.temperature,
@@ -476,7 +496,8 @@ class PipelineRun:
         self.result.candidates.extend(self.attempt.candidates)
         if not self.attempt.candidates:
             return "no_candidates", f"No usable candidate among {len(completions)} samples"
-        return "candidates", f"Producing {n} candidates for new code at {spot.location()}..."
+        return "candidates", (f"{len(self.attempt.candidates)} distinct candidates for new code "
+                              f"at {spot.location()}")
 
     def _explain(self) -> tuple[str, str]:
         target = self.steps[0]
