@@ -8,10 +8,11 @@ Heavy parts (the model, torch, lancedb) are created lazily on first use, never a
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
-from .cancel import CancelToken
+from .cancel import Cancelled, CancelToken
 from .config import Config, load_config
 from .data import Result, Task, TraceEvent
 from .inference.backend import Backend
@@ -41,6 +42,8 @@ class Engine:
         self._backend = backend
         self._lock = threading.RLock()
         self._index: Any = None
+        # how many completions ran to their end vs stopped by a cancel (health, load tests)
+        self.completion_counts = {"requested": 0, "finished": 0, "cancelled": 0}
         self._gate: Any = None
         self._knowledge: Any = None
         # Extra prompt context (context.rag.ContextProvider): the knowledge store appends its
@@ -131,13 +134,27 @@ class Engine:
         """One fill-in-the-middle completion at a position (inline completion, `localcode complete`)."""
         from .pipeline.completion import complete_at
 
-        return complete_at(self, path_or_uri, line, column, cancel=cancel or CancelToken())
+        with self._lock:
+            self.completion_counts["requested"] += 1
+        try:
+            result = complete_at(self, path_or_uri, line, column, cancel=cancel or CancelToken())
+        except Cancelled:
+            with self._lock:
+                self.completion_counts["cancelled"] += 1
+            raise
+        outcome = "cancelled" if getattr(result, "finish_reason", "") == "cancelled" else "finished"
+        with self._lock:
+            self.completion_counts[outcome] += 1
+        return result
 
     def health(self) -> dict[str, Any]:
         """What `localcode doctor` reports, as a JSON-able dict."""
         from .doctor import collect_health
 
-        return collect_health(self.workspace.root, config=self.config, engine=self)
+        report = collect_health(self.workspace.root, config=self.config, engine=self)
+        with self._lock:
+            report["completions"] = dict(self.completion_counts)
+        return report
 
     def close(self) -> None:
         """Release the index's background workers and files."""
