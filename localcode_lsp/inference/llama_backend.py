@@ -151,6 +151,17 @@ class LlamaCppBackend:
                      self.n_threads, time.monotonic() - started)
             return llm
 
+    @staticmethod
+    def _free_sampler(llm: Any) -> None:
+        """Free the call's sampler chain now. llama-cpp-python builds one per generation and
+        frees it only from __del__, which sits in a reference cycle: without this each call
+        left ~3 MB of C memory waiting for a full garbage collection (measured: RSS +3 MB per
+        completion, flat with it)."""
+        sampler = getattr(llm, "_sampler", None)
+        if sampler is not None and hasattr(sampler, "close"):
+            sampler.close()
+            llm._sampler = None
+
     def _route_llama_logs(self) -> None:
         """Send llama.cpp's own log lines to our log file instead of the user's terminal.
 
@@ -357,6 +368,7 @@ class LlamaCppBackend:
                                f"({self.model_path.name}): {exc}") from exc
         finally:
             self._call = None
+            self._free_sampler(llm)
         if call.cancelled:
             finish = "cancelled"
         evaluated = call.first_eval if call.first_eval is not None else 0
