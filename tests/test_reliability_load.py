@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -19,6 +20,22 @@ pytestmark = [pytest.mark.model, pytest.mark.timeout(300)]
 
 BURST = int(os.environ.get("LOCALCODE_LOAD_BURST", "50"))
 SERVER = [sys.executable, "-m", "localcode_lsp", "serve"]
+
+
+def wait_for_steady_rss(pid: int, *, quiet_for: float = 3.0, limit: float = 90.0) -> int:
+    """Wait until the server's memory stops moving (the index loads its embedder in the
+    background after didOpen), so the bursts are measured against a settled baseline."""
+    process = psutil.Process(pid)
+    deadline = time.monotonic() + limit
+    last, since = process.memory_info().rss, time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = process.memory_info().rss
+        if abs(now - last) > 2 * 1024 * 1024:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_for:
+            return now
+    return last
 
 
 def health(client: RawLsp, msg_id: str) -> dict:
@@ -46,6 +63,7 @@ def test_burst_of_inline_completions_runs_one_decode(tmp_path: Path, isolated_ho
                   "context": {"triggerKind": 2}}
         client.request("warm", "textDocument/inlineCompletion", params)
         assert "result" in client.response("warm", timeout=180)  # loads the model once
+        wait_for_steady_rss(client.process.pid)
         # three bursts: memory after the last equals memory after the first (each generation
         # used to leave ~3 MB of sampler memory behind until a full garbage collection)
         rss = []
