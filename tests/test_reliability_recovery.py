@@ -85,8 +85,25 @@ def test_sigkill_during_ast_indexing_then_restart(tmp_path, env, fraction):
 @pytest.mark.embeddings
 def test_sigkill_during_embedding_then_restart(tmp_path, env):
     root = _project(tmp_path / "proj", 120)
-    # lancedb opens once the AST pass is done; then torch loads (~9 s) and it embeds
-    _kill_during_build(root, env, (), 10.0, started_when=root / ".localcode/index/lancedb")
+    # lancedb opens once the AST pass is done; then torch loads and it embeds. Time a clean
+    # build of a copy, then kill the real one 60% of the way from lancedb opening to the end,
+    # so the kill lands mid-embedding on a quiet and on a loaded machine alike.
+    clean = tmp_path / "clean"
+    shutil.copytree(root, clean)
+    started = time.monotonic()
+    process = subprocess.Popen([sys.executable, "-m", "localcode_lsp", "index", "--project",
+                                str(clean)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env=env, cwd=str(REPO_ROOT))
+    opened = None
+    while process.poll() is None:
+        if opened is None and (clean / ".localcode/index/lancedb").exists():
+            opened = time.monotonic()
+        time.sleep(0.02)
+    assert process.returncode == 0
+    opened = opened or started
+    embedding_seconds = time.monotonic() - opened
+    _kill_during_build(root, env, (), 0.6 * embedding_seconds,
+                       started_when=root / ".localcode/index/lancedb")
     restarted = _stats(_index(root, env))
     assert restarted["files"] == 120 and restarted["chunks"] > 0
     assert restarted["table_rows"] == restarted["chunks"]

@@ -20,6 +20,7 @@ import argparse
 import importlib
 import os
 import queue
+import signal
 import sys
 import threading
 import time
@@ -62,6 +63,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"localcode: project directory does not exist: {root}", file=sys.stderr)
         return 2
     trusted = not getattr(args, "untrusted", False)
+    # Ctrl-C must cancel the running task even when we were started with SIGINT ignored (a
+    # background job of a non-interactive shell, some IDE terminals): Python then leaves it
+    # ignored and no KeyboardInterrupt would ever arrive.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     # The terminal is the conversation: libraries' own progress bars and Rust warnings stay out.
     os.environ.setdefault("LANCE_LOG", "error")
     os.environ.setdefault("TQDM_DISABLE", "1")

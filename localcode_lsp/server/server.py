@@ -64,7 +64,7 @@ CMD_HEALTH = "localcode.health"
 COMMANDS = (CMD_IMPLEMENT, CMD_FIX, CMD_EXPLAIN, CMD_HEALTH)
 # A cancelled request is answered when the engine stops or after this long, whichever is first
 # (the budget is 200 ms); the engine keeps its cancelled token either way.
-CANCEL_GRACE_S = 0.05
+CANCEL_GRACE_S = 0.02
 _NON_CONFIG_KEYS = ("trusted",)
 
 EngineFactory = Callable[..., Any]
