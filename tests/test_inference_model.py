@@ -263,3 +263,27 @@ def test_create_backend_uses_embedded_model(isolated_home: Path, tmp_path: Path)
     backend = create_backend(load_config(tmp_path), tmp_path)
     assert isinstance(backend, LlamaCppBackend) and not backend.loaded
     assert backend.n_threads <= (os.cpu_count() or 1)
+
+
+def test_backends_freed_in_any_order_do_not_crash(model_path: Path) -> None:
+    """llama.cpp keeps C callbacks (logging, abort) past any one backend: freeing backends
+    in any order, also through the garbage collector, must not call a freed callback."""
+    script = f"""
+import gc
+from localcode_lsp.inference.llama_backend import LlamaCppBackend
+first = LlamaCppBackend({str(model_path)!r}, context_length=512)
+second = LlamaCppBackend({str(model_path)!r}, context_length=512)
+first.load(); second.load()
+second.complete("x = ", max_tokens=2)
+del second
+gc.collect()
+print(first.complete("def f():\\n    return", max_tokens=3).finish_reason)
+first.close()
+del first
+gc.collect()
+print("clean exit")
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "clean exit" in proc.stdout

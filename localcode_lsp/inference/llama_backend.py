@@ -13,6 +13,7 @@ really handed to `Llama.eval` before the first sample.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -59,6 +60,23 @@ class _CallState:
         return self.cancelled
 
 
+@functools.cache
+def _llama_log_thunk() -> Any:
+    """The C log callback, created once per process and never freed: llama.cpp keeps the
+    pointer for every later context and logs while freeing one, so a thunk owned by a single
+    backend that was garbage-collected first would be called after it is gone (a segfault)."""
+    import llama_cpp
+
+    llama_log = get_logger("llama.cpp")
+
+    def forward(level: int, text: bytes, _data: Any) -> None:
+        message = text.decode("utf-8", "replace").rstrip()
+        if message:
+            llama_log.log(logging.INFO if level in (2, 3) else logging.DEBUG, "%s", message)
+
+    return llama_cpp.llama_log_callback(forward)
+
+
 class LlamaCppBackend:
     """The in-process llama.cpp backend (the default)."""
 
@@ -86,8 +104,6 @@ class LlamaCppBackend:
         self._info: ModelInfo | None = None
         self._grammars: dict[str, Any] = {}
         self._call: _CallState | None = None
-        self._abort_callback: Any = None
-        self._log_callback: Any = None
 
     # --- loading ---------------------------------------------------------------------------
 
@@ -162,7 +178,8 @@ class LlamaCppBackend:
             sampler.close()
             llm._sampler = None
 
-    def _route_llama_logs(self) -> None:
+    @staticmethod
+    def _route_llama_logs() -> None:
         """Send llama.cpp's own log lines to our log file instead of the user's terminal.
 
         llama.cpp reports ordinary facts at ERROR level ("using full-size SWA cache"), which
@@ -173,15 +190,7 @@ class LlamaCppBackend:
 
         import llama_cpp
 
-        llama_log = get_logger("llama.cpp")
-
-        def forward(level: int, text: bytes, _data: Any) -> None:
-            message = text.decode("utf-8", "replace").rstrip()
-            if message:
-                llama_log.log(logging.INFO if level in (2, 3) else logging.DEBUG, "%s", message)
-
-        self._log_callback = llama_cpp.llama_log_callback(forward)  # keep it alive
-        llama_cpp.llama_log_set(self._log_callback, ctypes.c_void_p(0))
+        llama_cpp.llama_log_set(_llama_log_thunk(), ctypes.c_void_p(0))
 
     def _install_abort_callback(self, llm: Any) -> None:
         """Let a cancel interrupt llama_decode itself, not only the gaps between tokens.
@@ -196,8 +205,9 @@ class LlamaCppBackend:
             call = self._call
             return call is not None and call.check_cancelled()
 
-        self._abort_callback = llama_cpp.ggml_abort_callback(should_abort)  # keep it alive
-        llama_cpp.llama_set_abort_callback(llm.ctx, self._abort_callback, None)
+        # the thunk lives on the Llama itself: it must outlive the context that calls it
+        llm._localcode_abort_callback = llama_cpp.ggml_abort_callback(should_abort)
+        llama_cpp.llama_set_abort_callback(llm.ctx, llm._localcode_abort_callback, None)
 
     @property
     def info(self) -> ModelInfo:
