@@ -5,5 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 example=examples/inventory
-.venv/bin/localcode doctor --project "$example" | head -n 20
 exec .venv/bin/localcode run --project "$example" --file inventory.py --symbol total_value --dry-run

@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,12 @@ from ..cancel import CancelToken
 from ..logs import get_logger
 
 log = get_logger("verify.sandbox")
+
+# lancedb warns on every fork of a process that loaded it. Our forks only set resource limits
+# (preexec_fn) and exec at once, touching none of lancedb's state, so the deadlock it warns
+# about cannot happen here; without this filter every verified candidate printed it.
+warnings.filterwarnings("ignore", message="lancedb fork support is experimental",
+                        category=RuntimeWarning)
 
 MARKER_VARIABLE = "LOCALCODE_SANDBOX_RUN"
 _POLL_SECONDS = 0.05
