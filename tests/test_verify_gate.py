@@ -233,3 +233,29 @@ def test_verify_all_stops_at_the_first_passing_candidate(calc):
     verdicts = _gate(calc, lint=False).verify_all(request, candidates)
     assert [v.candidate_id for v in verdicts] == [1, 2, 3]
     assert [v.passed for v in verdicts] == [False, False, True]
+
+
+def test_type_check_counts_only_errors_the_candidate_introduced(tmp_path):
+    """Real mypy: a pre-existing type error is ignored, a new one fails with a TYPE line."""
+    root = tmp_path / "typed"
+    root.mkdir()
+    original = (
+        "def length(text: str) -> int:\n"
+        "    return None\n"
+        "\n\n"
+        "def legacy() -> int:\n"
+        "    return 'already wrong'\n"
+    )
+    (root / "typed.py").write_text(original)
+    gate = _gate(root, type_check=True, lint=False, test=False)
+    request = VerifyRequest("typed.py", original, symbol="length", task="return the length")
+    good = original.replace("    return None\n", "    return len(text)\n", 1)
+    verdict = gate.verify(request, Candidate(1, "    return len(text)\n", good))
+    assert verdict.passed, verdict.feedback
+    type_gate = next(g for g in verdict.gates if g.gate == "type")
+    assert not type_gate.skipped and type_gate.details["checker"] == "mypy"
+    bad = original.replace("    return None\n", "    return text.upper()\n", 1)
+    verdict = gate.verify(request, Candidate(2, "    return text.upper()\n", bad))
+    assert not verdict.passed
+    assert verdict.feedback and all(line.startswith("TYPE ERROR at line 2:")
+                                    for line in verdict.feedback), verdict.feedback

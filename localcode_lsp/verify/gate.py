@@ -241,20 +241,35 @@ class Gate:
             except (ValueError, KeyError, TypeError) as exc:
                 return str(exc)
 
-        cache = self._request_cache(request)
-        with cache.lock:
-            if cache.lint is None:
-                original = diagnostics(request.original_text)
-                if isinstance(original, str):
-                    return GateResult("lint", True, skipped=f"linter failed: {original}")
-                cache.lint = original
-        found = diagnostics(candidate.file_text)
-        if isinstance(found, str):
-            return GateResult("lint", True, skipped=f"linter failed: {found}")
-        new = lint_mod.introduced(cache.lint, found, request.original_text, candidate.file_text)
+        compared = self._introduced("lint", "linter", "lint", diagnostics, request, candidate)
+        if isinstance(compared, GateResult):
+            return compared
+        new, found, original = compared
         return GateResult("lint", not new, feedback=[d.lint_line() for d in new][:_MAX_LINES_PER_GATE],
                           details={"new": len(new), "total": len(found),
-                                   "original": len(cache.lint)})
+                                   "original": len(original)})
+
+    def _introduced(self, gate: str, tool: str, cache_field: str,
+                    check: Callable[[str], list[lint_mod.Diagnostic] | str],
+                    request: VerifyRequest, candidate: Candidate,
+                    ) -> GateResult | tuple[list[lint_mod.Diagnostic], list[lint_mod.Diagnostic],
+                                            list[lint_mod.Diagnostic]]:
+        """Run `check` on the original (once per request, cached) and on the candidate; return
+        (introduced, candidate's, original's) diagnostics, or a skipped GateResult when the
+        tool itself failed. Only what the candidate introduced may fail a gate."""
+        cache = self._request_cache(request)
+        with cache.lock:
+            if getattr(cache, cache_field) is None:
+                original = check(request.original_text)
+                if isinstance(original, str):
+                    return GateResult(gate, True, skipped=f"{tool} failed: {original}")
+                setattr(cache, cache_field, original)
+        found = check(candidate.file_text)
+        if isinstance(found, str):
+            return GateResult(gate, True, skipped=f"{tool} failed: {found}")
+        baseline = getattr(cache, cache_field)
+        new = lint_mod.introduced(baseline, found, request.original_text, candidate.file_text)
+        return new, found, baseline
 
     def _type_gate(self, request: VerifyRequest, candidate: Candidate, language: str,
                    cancel: CancelToken | None) -> GateResult:
@@ -287,17 +302,10 @@ class Gate:
             except (ValueError, KeyError, TypeError) as exc:
                 return str(exc)
 
-        cache = self._request_cache(request)
-        with cache.lock:
-            if cache.types is None:
-                original = errors(request.original_text)
-                if isinstance(original, str):
-                    return GateResult("type", True, skipped=f"{kind} failed: {original}")
-                cache.types = original
-        found = errors(candidate.file_text)
-        if isinstance(found, str):
-            return GateResult("type", True, skipped=f"{kind} failed: {found}")
-        new = lint_mod.introduced(cache.types, found, request.original_text, candidate.file_text)
+        compared = self._introduced("type", kind, "types", errors, request, candidate)
+        if isinstance(compared, GateResult):
+            return compared
+        new, _found, _original = compared
         return GateResult("type", not new, feedback=[d.type_line() for d in new][:_MAX_LINES_PER_GATE],
                           details={"new": len(new), "checker": kind})
 
