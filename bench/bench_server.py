@@ -23,7 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 PROJECT = REPO / "tests" / "fixtures" / "server_project"
 SERVER = [sys.executable, "-m", "localcode_lsp", "serve"]
-TYPED = "    total = a"  # typed one character per step inside `add`, after the docstring
+# typed one character per step inside `add`, after the docstring (one request per keystroke)
+TYPED = "    total = a + b  # the sum of both numbers"
 
 
 class Client:
@@ -94,6 +95,22 @@ def steps(text: str) -> list[tuple[str, int, int]]:
     return result
 
 
+def wait_for_steady_rss(pid: int, quiet_for: float = 3.0, limit: float = 90.0) -> None:
+    """Wait until a process's memory stops moving (background loads finished)."""
+    import psutil
+
+    process = psutil.Process(pid)
+    deadline = time.monotonic() + limit
+    last, since = process.memory_info().rss, time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = process.memory_info().rss
+        if abs(now - last) > 2 * 1024 * 1024:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_for:
+            return
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -126,6 +143,7 @@ def bench_direct(root: Path, text: str, states: list) -> list[float]:
     engine = Engine(root)
     engine.open_document("pkg/calc.py", states[0][0], 1, "python")
     engine.complete("pkg/calc.py", states[0][1], states[0][2])  # load the model
+    engine.index.wait_idle()  # both arms time completions, not the embedder's first load
     timings = []
     for version, (state, line, column) in enumerate(states, start=2):
         engine.update_document("pkg/calc.py", state, version)
@@ -151,6 +169,7 @@ def bench_server(root: Path, text: str, states: list) -> list[float]:
             "context": {"triggerKind": 2}})
 
     inline(states[0][1], states[0][2])  # load the model
+    wait_for_steady_rss(client.process.pid)  # the server's index loads its embedder meanwhile
     timings = []
     for version, (state, line, column) in enumerate(states, start=2):
         client.notify("textDocument/didChange", {
