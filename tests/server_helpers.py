@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import sys
+import time
 from pathlib import Path
 
+import psutil
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
@@ -74,3 +77,31 @@ def command_params(action) -> types.ExecuteCommandParams:
     """The executeCommand a client would send for an (unstructured) code action."""
     return types.ExecuteCommandParams(command=action["command"]["command"],
                                       arguments=action["command"]["arguments"])
+
+
+def read_message(stream) -> dict | None:
+    """One Content-Length framed JSON-RPC message from `stream`; None at end of stream."""
+    header = b""
+    while not header.endswith(b"\r\n\r\n"):
+        byte = stream.read(1)
+        if not byte:
+            return None
+        header += byte
+    length = int(header.split(b"Content-Length:")[1].split(b"\r\n")[0])
+    return json.loads(stream.read(length))
+
+
+def wait_for_steady_rss(pid: int, *, quiet_for: float = 3.0, limit: float = 90.0) -> int:
+    """Wait until the server's memory stops moving (the index loads its embedder in the
+    background after didOpen), so the bursts are measured against a settled baseline."""
+    process = psutil.Process(pid)
+    deadline = time.monotonic() + limit
+    last, since = process.memory_info().rss, time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = process.memory_info().rss
+        if abs(now - last) > 2 * 1024 * 1024:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_for:
+            return now
+    return last

@@ -9,33 +9,17 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import pytest
+from server_helpers import wait_for_steady_rss
 from test_reliability_protocol import RawLsp
 
 pytestmark = [pytest.mark.model, pytest.mark.timeout(300)]
 
 BURST = int(os.environ.get("LOCALCODE_LOAD_BURST", "50"))
 SERVER = [sys.executable, "-m", "localcode_lsp", "serve"]
-
-
-def wait_for_steady_rss(pid: int, *, quiet_for: float = 3.0, limit: float = 90.0) -> int:
-    """Wait until the server's memory stops moving (the index loads its embedder in the
-    background after didOpen), so the bursts are measured against a settled baseline."""
-    process = psutil.Process(pid)
-    deadline = time.monotonic() + limit
-    last, since = process.memory_info().rss, time.monotonic()
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        now = process.memory_info().rss
-        if abs(now - last) > 2 * 1024 * 1024:
-            last, since = now, time.monotonic()
-        elif time.monotonic() - since >= quiet_for:
-            return now
-    return last
 
 
 def health(client: RawLsp, msg_id: str) -> dict:

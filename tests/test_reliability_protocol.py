@@ -20,6 +20,7 @@ import psutil
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from server_helpers import read_message
 
 from localcode_lsp.index.core import EMBED_DEBOUNCE_SECONDS
 
@@ -49,16 +50,7 @@ class RawLsp:
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
-        stream = self.process.stdout
-        while True:
-            header = b""
-            while not header.endswith(b"\r\n\r\n"):
-                byte = stream.read(1)
-                if not byte:
-                    return
-                header += byte
-            length = int(re.search(rb"Content-Length: *(\d+)", header).group(1))
-            message = json.loads(stream.read(length))
+        while (message := read_message(self.process.stdout)) is not None:
             with self._cond:
                 self.messages.append(message)
                 if "method" not in message:

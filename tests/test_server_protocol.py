@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from server_helpers import FAKE_SERVER
+from server_helpers import FAKE_SERVER, read_message
 
 
 class RawClient:
@@ -27,16 +27,7 @@ class RawClient:
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
-        stream = self.process.stdout
-        while True:
-            header = b""
-            while not header.endswith(b"\r\n\r\n"):
-                byte = stream.read(1)
-                if not byte:
-                    return
-                header += byte
-            length = int(header.split(b"Content-Length:")[1].split(b"\r\n")[0])
-            message = json.loads(stream.read(length))
+        while (message := read_message(self.process.stdout)) is not None:
             with self._lock:
                 self.messages.append(message)
                 self._lock.notify_all()
