@@ -76,7 +76,9 @@ class Engine:
             if self._index is None:
                 from .index import CodeIndex
 
-                self._index = CodeIndex(self.workspace, self.config)
+                # a loaded model gets the cores: embeddings then run on one thread
+                self._index = CodeIndex(self.workspace, self.config,
+                                        embed_threads=lambda: 1 if self.backend_loaded() else 0)
             return self._index
 
     @property

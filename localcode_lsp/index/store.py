@@ -54,8 +54,9 @@ class Embedder:
     def __init__(self, model_dir: Path) -> None:
         self.model_dir = model_dir
         self._model: Any = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self.load_seconds = 0.0
+        self._default_threads = 1
 
     @property
     def loaded(self) -> bool:
@@ -79,6 +80,9 @@ class Embedder:
                 except Exception as exc:
                     raise EmbeddingModelError(
                         f"cannot load the embedding model from {self.model_dir}: {exc}") from exc
+                import torch
+
+                self._default_threads = torch.get_num_threads()
                 self.load_seconds = time.perf_counter() - started
                 log.info("embedding model loaded from %s in %.1f s", self.model_dir,
                          self.load_seconds)
@@ -91,16 +95,26 @@ class Embedder:
             model.get_sentence_embedding_dimension
         return int(getter())
 
-    def encode(self, texts: list[str], batch_size: int = 32) -> Any:
-        """Unit-length float32 vectors, one row per text."""
+    def encode(self, texts: list[str], batch_size: int = 32, threads: int = 0) -> Any:
+        """Unit-length float32 vectors, one row per text; `threads` torch threads (0 = one per
+        core)."""
         import numpy as np
 
         model = self._load()
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
-                               show_progress_bar=False, convert_to_numpy=True)
+        with self._lock:  # torch's thread count is process-wide: one encode at a time sets it
+            self._set_threads(threads)
+            vectors = model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
+                                   show_progress_bar=False, convert_to_numpy=True)
         return np.asarray(vectors, dtype=np.float32)
+
+    def _set_threads(self, threads: int) -> None:
+        import torch
+
+        wanted = threads if threads > 0 else self._default_threads
+        if torch.get_num_threads() != wanted:
+            torch.set_num_threads(wanted)
 
 
 class VectorStore:

@@ -6,6 +6,10 @@ which the text must be cut, or None to go on. The same rule trims a finished tex
 
 - Python: the block closes at the first non-blank line (outside strings and brackets) whose
   indentation is at or left of the enclosing block's header (`def`, `if`, ...).
+- Loops: a small model that lost the thread repeats itself (`x += 1` forever, the same two
+  lines over and over) until max_tokens. `LoopStop` wraps any rule and also cuts when the last
+  complete lines are one short block repeated, keeping the first copy; the block ends where the
+  model began to loop, and verification judges what is left.
 - C-family: brace balance. The block closes when a `}` would take the depth below zero (the
   enclosing block's own closing brace: cut before it), or, with `single_block=True`, when a
   block opened by the completion returns to depth zero (cut after its `}`).
@@ -146,6 +150,47 @@ class BraceBlockStop:
         return text if cut is None else text[:cut].rstrip() + ("\n" if cut else "")
 
 
+def loop_cut(text: str, *, max_period: int = 4) -> int | None:
+    """Offset after the first copy of a block that the tail of `text` repeats, or None.
+
+    Only complete lines count. A single line must appear 4 times in a row (`0,` rows of a table
+    are real code three times more often than a loop is), a block of 2 to `max_period` lines 3
+    times; a block made only of blank lines never counts.
+    """
+    lines = text.split("\n")[:-1]  # the last piece is not a complete line yet
+    for period in range(1, max_period + 1):
+        copies = 4 if period == 1 else 3
+        span = period * copies
+        if len(lines) < span:
+            break
+        block = lines[-period:]
+        if not any(line.strip() for line in block):
+            continue
+        if all(lines[len(lines) - period * (k + 1): len(lines) - period * k] == block
+               for k in range(1, copies)):
+            start = len(lines) - span  # walk back to the first copy of the run
+            while start >= period and lines[start - period: start] == block:
+                start -= period
+            return sum(len(line) + 1 for line in lines[: start + period])
+    return None
+
+
+@dataclass
+class LoopStop:
+    """`inner`'s cut, or the end of the first copy once the completion starts looping."""
+
+    inner: object | None = None
+
+    def cut(self, text: str) -> int | None:
+        cut = self.inner.cut(text) if self.inner is not None else None
+        looped = loop_cut(text if cut is None else text[:cut])
+        return cut if looped is None else looped
+
+    def trim(self, text: str) -> str:
+        cut = self.cut(text)
+        return text if cut is None else text[:cut]
+
+
 def python_block_indent(prefix: str) -> int | None:
     """Indentation of the block header enclosing the end of `prefix` (None at module level).
 
@@ -173,8 +218,8 @@ def stop_rule_for(language: str, prefix: str, *, single_block: bool = False):
     if language == "python":
         indent = python_block_indent(prefix)
         if indent is None:
-            return None
-        return PythonBlockStop(indent, prefix.rsplit("\n", 1)[-1])
+            return LoopStop()
+        return LoopStop(PythonBlockStop(indent, prefix.rsplit("\n", 1)[-1]))
     if language in C_FAMILY:
-        return BraceBlockStop(single_block=single_block)
-    return None
+        return LoopStop(BraceBlockStop(single_block=single_block))
+    return LoopStop()

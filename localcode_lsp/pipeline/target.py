@@ -13,7 +13,7 @@ import textwrap
 from dataclasses import dataclass
 from typing import Any
 
-from ..inference.stops import PythonBlockStop, indentation
+from ..inference.stops import PythonBlockStop, indentation, loop_cut
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,9 @@ class BodyStop:
 
     def cut(self, text: str) -> int | None:
         cut = self._rule.cut("\n" + text)
-        return None if cut is None else max(0, cut - 1)
+        cut = None if cut is None else max(0, cut - 1)
+        looped = loop_cut(text if cut is None else text[:cut])
+        return cut if looped is None else looped
 
 
 def trim_body(text: str, def_indent: int, body_indent: str) -> str:
