@@ -35,11 +35,18 @@ class Engine:
         overrides: Mapping[str, Any] | None = None,
         trusted: bool = True,
         backend: Backend | None = None,
+        shares_cores_with_model: bool = True,
     ) -> None:
+        """`shares_cores_with_model=False` for index-only work (`localcode index`/`search`):
+        embeddings may then use every core; otherwise they take one thread when the model runs
+        in this process, so the model keeps its cores."""
         self.workspace = Workspace(root, trusted=trusted)
         self.config = config if config is not None else load_config(self.workspace.root,
                                                                     overrides=overrides)
         self._backend = backend
+        self._model_in_process = shares_cores_with_model and (
+            getattr(backend, "in_process", False) if backend is not None
+            else self.config.model.backend == "llama.cpp")
         self._lock = threading.RLock()
         self._index: Any = None
         # how many completions ran to their end vs stopped by a cancel (health, load tests)
@@ -76,9 +83,9 @@ class Engine:
             if self._index is None:
                 from .index import CodeIndex
 
-                # a loaded model gets the cores: embeddings then run on one thread
+                threads = 1 if self._model_in_process else 0
                 self._index = CodeIndex(self.workspace, self.config,
-                                        embed_threads=lambda: 1 if self.backend_loaded() else 0)
+                                        embed_threads=lambda: threads)
             return self._index
 
     @property

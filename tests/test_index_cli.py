@@ -41,3 +41,26 @@ def test_usage_errors_exit_2(tmp_path, isolated_home, capsys) -> None:
     assert main(["search", "--project", missing, "x"]) == 2
     assert main(["search", "--project", str(tmp_path), "-k", "0", "x"]) == 2
     assert main(["search", "--project", str(tmp_path), "  "]) == 2
+
+
+def test_embedding_threads_leave_the_cores_to_an_in_process_model(tmp_path, isolated_home) -> None:
+    """torch and llama.cpp share one OpenMP runtime on two cores: while the model runs in this
+    process the embedder gets one thread; index-only commands and remote models get them all."""
+    from localcode_lsp.cli.index import open_engine
+    from localcode_lsp.config import Config, ModelConfig
+    from localcode_lsp.engine import Engine
+
+    class RemoteModel:
+        in_process = False
+
+    (tmp_path / "m.py").write_text("x = 1\n")
+    cases = [
+        (Engine(tmp_path), 1),  # default config: llama.cpp in this process
+        (Engine(tmp_path, backend=RemoteModel()), 0),
+        (Engine(tmp_path, config=Config(model=ModelConfig(backend="openai",
+                                                          url="http://127.0.0.1:9")),), 0),
+        (open_engine(type("Args", (), {"project": str(tmp_path)})(), "index"), 0),
+    ]
+    for engine, threads in cases:
+        assert engine.index._embed_threads() == threads
+        engine.close()

@@ -29,7 +29,7 @@ def open_engine(args: argparse.Namespace, command: str) -> Any:
         print(f"localcode {command}: project directory does not exist: {project}",
               file=sys.stderr)
         return None
-    return Engine(project)
+    return Engine(project, shares_cores_with_model=False)  # no model in this process
 
 
 def build_with_progress(index: Any, *, embeddings: bool, quiet: bool) -> Any:

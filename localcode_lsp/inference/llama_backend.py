@@ -80,6 +80,8 @@ def _llama_log_thunk() -> Any:
 class LlamaCppBackend:
     """The in-process llama.cpp backend (the default)."""
 
+    in_process = True  # computes on this process's cores (the engine keeps them free for it)
+
     def __init__(
         self,
         model_path: Path,
