@@ -155,3 +155,42 @@ def test_update_latency_on_a_2000_line_file(index: CodeIndex) -> None:
     assert len(index.symbols("big.py")) == 500
     timings.sort()
     assert timings[len(timings) // 2] < 0.02  # generous bound for a loaded CI machine
+
+
+@pytest.mark.parametrize("path,edits", [
+    # a comment typed at a function's last byte extends the function
+    ("shop/util.py", [(0.9999999999999999, 1, "# comment\n")]),
+    # lines joined: a symbol after the edit now starts on the edited line
+    ("shop/util.py", [(0.4375, 18, "'"), (0.0, 20, ""), (0.4375, 23, "x")]),
+    # `class Cart:` deleted: methods it never touched now belong to LineItem
+    ("shop/cart.py", [(0.5, 27, "class New:\n    pass\n"), (0.5, 28, "class New:\n    pass\n"),
+                      (0.25, 35, ""), (0.14453125, 38, "")]),
+    ("shop/cart.py", [(0.375, 0, "(")]),
+])
+def test_edit_sequences_found_by_fuzzing(path: str, edits) -> None:
+    test_random_edit_sequences_match_full_parse.hypothesis.inner_test(path, "python", edits)
+
+
+def test_typing_in_one_method_rederives_that_method_and_its_class_only() -> None:
+    """Only changed symbols are derived again: a keystroke inside one of 40 methods derives the
+    method and its enclosing class, also while an unclosed bracket has turned the rest of the
+    file into an ERROR node."""
+    methods = "".join(f"    def m{i}(self, x):\n        \"\"\"Doc {i}.\"\"\"\n        return x + {i}\n\n"
+                      for i in range(40))
+    text = "import os\n\n\nclass Big:\n" + methods + "\ndef tail():\n    return 1\n"
+    parsed = ParsedFile("big.py", "python", text.encode(), _PARSERS, _QUERIES)
+    anchor = text.index("        return x + 17")
+    statement = "        value = compute(item, limit=3)\n"
+    derived = []
+    for typed in range(9, len(statement) + 1):
+        partial = statement[:typed] if typed == len(statement) else statement[:typed] + "\n"
+        current = text[:anchor] + partial + text[anchor:]
+        parsed.replace_text(current.encode())
+        assert parsed.symbols == _full("big.py", "python", current.encode()) or \
+            ParsedFile("big.py", "python", current.encode(), _PARSERS, _QUERIES).has_error
+        derived.append(parsed.derived_last_edit)
+    assert len(parsed.symbols) == 42
+    # Big and Big.m17, never the other 40 -- except where the tree changes shape: the `(` that
+    # turns the methods below into an ERROR node, and the `)` and newline that undo it
+    reshaped = [count for count in derived if count > 2]
+    assert len(derived) == 31 and len(reshaped) <= 3, str(derived)

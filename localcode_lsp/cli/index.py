@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     rows = [
         ("files", stats.files),
         ("symbols", stats.symbols),
-        ("chunks", stats.chunks),
+        ("chunks", stats.chunks if stats.embeddings else "-"),
         ("parsed now / from cache", f"{stats.parsed_now} / {stats.parsed_cached}"),
         ("skipped binary / too large", f"{stats.skipped_binary} / {stats.skipped_large}"),
         ("embedded now / reused",

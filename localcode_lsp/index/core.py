@@ -355,8 +355,9 @@ class CodeIndex:
         if embeddings:
             self._sync_embeddings(None, stats, progress, cancel)
             stats.table_rows = self._vector_store().count_rows()
-        with self._lock:
-            stats.chunks = sum(len(self._chunks(r)) for r in self._files.values())
+            with self._lock:
+                stats.chunks = sum(len(self._chunks(r)) for r in self._files.values())
+        # without embeddings, chunks are cut lazily (keyword search): not counted here
         stats.seconds = time.perf_counter() - started
         self._last_stats = stats
         log.info("index built: %d files, %d symbols, %d chunks, %d embedded, %d reused, %.2f s",

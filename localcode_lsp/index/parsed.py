@@ -6,7 +6,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from .languages import ParserCache
-from .symbols import DEF_LANGUAGES, FileFacts, Queries, Symbol, derive_facts, derive_symbols
+from .symbols import (
+    CLASS,
+    DEF_LANGUAGES,
+    FUNCTION,
+    METHOD,
+    FileFacts,
+    Queries,
+    Symbol,
+    derive_facts,
+    derive_symbols,
+)
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,7 @@ class ParsedFile:
             self._groups = {}
         self.symbols: list[Symbol] = self._flatten()
         self.incremental_updates = 0
+        self.derived_last_edit = len(self.symbols)  # symbols the last edit derived anew
 
     @property
     def has_error(self) -> bool:
@@ -109,7 +120,9 @@ class ParsedFile:
 
     def apply_edit(self, edit: ByteEdit, new_source: bytes) -> None:
         """Apply a known edit: `tree.edit` + reparse with the old tree, then re-derive only the
-        symbols of top-level nodes that the edit or the parser's changed ranges touch."""
+        symbols that the edit or the parser's changed ranges touch: the top-level nodes they
+        touch, or in Python, when all changes fall inside one statement of a class or function
+        body, only that statement's definitions and the definitions enclosing it."""
         old_tree = self.tree
         old_tree.edit(
             start_byte=edit.start_byte,
@@ -127,6 +140,7 @@ class ParsedFile:
         old_groups = self._groups
         groups: dict[tuple[int, int], list[Symbol]] = {}
         dirty: list[tuple[int, int]] = []
+        refine: list[tuple[tuple[int, int], tuple[int, int], list[Symbol]]] = []
         gap_start = 0
         for top in new_tree.root_node.children:
             start, end = top.start_byte, top.end_byte
@@ -148,12 +162,113 @@ class ParsedFile:
                 if previous is not None:
                     groups[(start, end)] = [s.shifted(byte_delta, line_delta) for s in previous]
                 continue
-            dirty.append((start, end))
+            previous = old_groups.get((start, end - byte_delta))
+            inner = self._inner_span(top, changed) if previous is not None and \
+                start <= edit.start_byte and edit.new_end_byte <= end else None
+            if inner is None:
+                dirty.append((start, end))
+            else:
+                refine.append(((start, end), inner, previous))
         self.tree = new_tree
         self.source = new_source
+        self.derived_last_edit = 0
+        for span, inner, previous in refine:
+            group = self._rederive_inside(span, inner, previous, edit)
+            if group is None:
+                dirty.append(span)
+            else:
+                groups[span] = group
         if dirty:
-            groups.update(self._derive(dirty))
+            fresh = self._derive(dirty)
+            self.derived_last_edit += sum(len(g) for g in fresh.values())
+            groups.update(fresh)
         self._groups = groups
         self.symbols = self._flatten()
         self._facts = None
         self.incremental_updates += 1
+
+    def _inner_span(self, top: Any, changed: list[tuple[int, int]]) -> tuple[int, int] | None:
+        """The innermost statement that holds every change, descending through Python class and
+        function bodies and through ERROR nodes (an unclosed bracket can turn the rest of the
+        file into one), or None."""
+        if self.language != "python":
+            return None
+        low = min(a for a, _ in changed)
+        high = max(b for _, b in changed)
+        node, found = top, None
+        while True:
+            if node.type == "ERROR":
+                children = node.children
+            else:
+                definition = _definition_of(node)
+                body = definition.child_by_field_name("body") if definition is not None else None
+                if body is None or not (body.start_byte <= low and high <= body.end_byte):
+                    break
+                children = body.children
+            child = next((c for c in children if c.start_byte <= low and high <= c.end_byte),
+                         None)
+            if child is None:
+                break
+            found = node = child
+        return None if found is None else (found.start_byte, found.end_byte)
+
+    def _rederive_inside(self, span: tuple[int, int], inner: tuple[int, int],
+                         previous: list[Symbol], edit: ByteEdit) -> list[Symbol] | None:
+        """The group of `span` after an edit inside `inner`: symbols before it kept, after it
+        shifted, inside it and enclosing it derived again. None when a symbol after it starts
+        on the edited line (its indentation may have changed): derive the whole span then."""
+        byte_delta = edit.new_end_byte - edit.old_end_byte
+        line_delta = edit.new_end_point[0] - edit.old_end_point[0]
+        # `inner` in the old text: bytes before the edit did not move, those after it moved by
+        # byte_delta. Old symbols overlapping or touching it (inside, enclosing, grown or cut
+        # by error recovery: a comment typed at a function's last byte extends the function)
+        # are dropped, and the new ones overlapping or touching it derived; the others lie
+        # wholly before or after it, where no change reached.
+        old_low, old_high = inner[0], inner[1] - byte_delta
+        kept: list[Symbol] = []
+        for symbol in previous:
+            start, end = symbol.decorated_start_byte, symbol.end_byte
+            if end < old_low:
+                kept.append(symbol)
+            elif start > old_high:
+                if symbol.decorated_start_line <= edit.old_end_point[0]:
+                    return None
+                kept.append(symbol.shifted(byte_delta, line_delta))
+        fresh = [symbol for _, symbol in derive_symbols(
+            self.tree, self.source, self.language, self.path, self._queries, [span],
+            inner=inner)]
+        group = kept + fresh
+        if not _names_still_hold(group, set(map(id, kept))):
+            return None
+        self.derived_last_edit += len(fresh)
+        return group
+
+
+_DEFINITION_TYPES = frozenset({"class_definition", "function_definition"})
+
+
+def _names_still_hold(group: list[Symbol], kept: set[int]) -> bool:
+    """Whether every kept symbol still has the parent its qualified name and kind say: an edit
+    to an enclosing header (`class Cart:` deleted, a class turned into a function) renames
+    symbols the edit never touched."""
+    ordered = sorted(group, key=lambda s: (s.decorated_start_byte, -s.end_byte))
+    stack: list[Symbol] = []
+    for symbol in ordered:
+        while stack and stack[-1].end_byte < symbol.end_byte:
+            stack.pop()
+        if id(symbol) in kept:
+            container = stack[-1] if stack else None
+            parent = container.qualified_name if container is not None else None
+            kind = symbol.kind if symbol.kind == CLASS else (
+                METHOD if container is not None and container.kind == CLASS else FUNCTION)
+            if symbol.parent != parent or symbol.kind != kind:
+                return False
+        stack.append(symbol)
+    return True
+
+
+def _definition_of(node: Any) -> Any:
+    """The class or function definition that `node` is (through a decorator), or None."""
+    if node.type == "decorated_definition":
+        node = node.child_by_field_name("definition")
+    return node if node is not None and node.type in _DEFINITION_TYPES else None

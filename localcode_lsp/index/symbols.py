@@ -14,6 +14,7 @@ from typing import Any
 from .languages import ParserCache
 
 FUNCTION, METHOD, CLASS = "function", "method", "class"
+DOCSTRING_MEMO_SIZE = 20_000
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,9 @@ class Queries:
     def __init__(self, parsers: ParserCache) -> None:
         self._parsers = parsers
         self._compiled: dict[tuple[str, str], Any] = {}
+        # docstring literal -> cleaned text: a keystroke re-derives the definitions around it,
+        # whose docstrings did not change (cleandoc was a sixth of a didChange)
+        self.docstrings: dict[bytes, str] = {}
 
     def get(self, kind: str, language: str) -> Any:
         key = (kind, language)
@@ -196,6 +200,12 @@ def _leading_whitespace(source: bytes, node: Any) -> str:
 
 
 def _python_string_value(text: str) -> str:
+    if text[:1] in ("'", '"') and "\\" not in text:
+        # a plain literal without prefix or escapes is its own value: no parser needed (the
+        # common docstring; literal_eval compiles each one, a tenth of the index build)
+        quote = text[:3] if text[:3] in ('"""', "'''") else text[:1]
+        if len(text) >= 2 * len(quote) and text.endswith(quote):
+            return inspect.cleandoc(text[len(quote):-len(quote)])
     try:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
@@ -205,15 +215,23 @@ def _python_string_value(text: str) -> str:
     return inspect.cleandoc(str(value))
 
 
-def _python_docstring(source: bytes, body: Any) -> str:
+def _python_docstring(source: bytes, body: Any, memo: dict[bytes, str]) -> str:
     for child in body.named_children:
         if child.type == "comment":
             continue
         if child.type == "expression_statement" and child.named_child_count == 1:
             child = child.named_children[0]  # older grammars wrap expressions in a statement
-        if child.type in ("string", "concatenated_string"):
-            return _python_string_value(_text(source, child))
-        return ""
+        if child.type not in ("string", "concatenated_string"):
+            return ""
+        raw = source[child.start_byte:child.end_byte]
+        value = memo.get(raw)
+        if value is None:
+            text = raw.decode("utf-8", errors="replace")
+            value = _python_string_value(text if child.type == "string" else f"({text})")
+            if len(memo) >= DOCSTRING_MEMO_SIZE:
+                memo.clear()
+            memo[raw] = value
+        return value
     return ""
 
 
@@ -304,6 +322,12 @@ def _js_def(node: Any) -> _Def | None:
     return _Def(node, name, body, (node.id,), kind)
 
 
+def _decorated(node: Any) -> Any:
+    """A Python definition's decorated_definition parent, or the node itself."""
+    parent = node.parent
+    return parent if parent is not None and parent.type == "decorated_definition" else node
+
+
 def top_level_ancestor(node: Any) -> Any:
     """The child of the root node that contains `node`."""
     current = node
@@ -314,21 +338,26 @@ def top_level_ancestor(node: Any) -> Any:
 
 def derive_symbols(tree: Any, source: bytes, language: str, path: str, queries: Queries,
                    spans: list[tuple[int, int]] | None = None,
-                   captured: list[Any] | None = None) -> list[tuple[tuple[int, int], Symbol]]:
+                   captured: list[Any] | None = None,
+                   inner: tuple[int, int] | None = None) -> list[tuple[tuple[int, int], Symbol]]:
     """Symbols of the file, each with the (start, end) bytes of its top-level node.
 
-    With `spans`, only definitions inside those top-level node spans are derived.
+    With `spans`, only definitions inside those top-level node spans are derived. With `inner`
+    (a byte range inside one of them), only the definitions inside it and those enclosing it
+    (whose ranges and qualified names it decides) are.
     """
     if language not in _DEF_QUERIES:
         return []
     is_python = language == "python"
     make_def = _python_def if is_python else _js_def
     root = tree.root_node
-    if spans is not None:
-        nodes = []
-        for start, end in spans:
-            nodes.extend(queries.captures("def", language, root, start, end))
-        nodes.sort(key=lambda n: (n.start_byte, -n.end_byte))
+    if inner is not None:  # every definition inside, enclosing or touching the range
+        low, high = inner
+        nodes = [n for n in queries.captures("def", language, root, max(0, low - 1), high + 1)
+                 if n.end_byte >= low and _decorated(n).start_byte <= high]
+    elif spans is not None:  # one pass over their extent; the loop below keeps the spans'
+        nodes = queries.captures("def", language, root, min(a for a, _ in spans),
+                                 max(b for _, b in spans)) if spans else []
     elif captured is not None:
         nodes = sorted(captured, key=lambda n: (n.start_byte, -n.end_byte))
     else:
@@ -386,7 +415,8 @@ def derive_symbols(tree: Any, source: bytes, language: str, path: str, queries: 
             body_start_byte, body_start_line = node.end_byte, node.end_point.row
             signature = _text(source, node).split("\n", 1)[0]
         if is_python:
-            docstring = _python_docstring(source, body) if body is not None else ""
+            docstring = _python_docstring(source, body, queries.docstrings) \
+                if body is not None else ""
             is_stub = _python_is_stub(source, body) if body is not None else False
         else:
             docstring = _js_docstring(source, node)
