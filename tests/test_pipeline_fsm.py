@@ -307,3 +307,27 @@ def test_session_summary_reaches_the_prompt(tmp_path):
     engine.implement(Task(path="calc.py", symbol="double", intent="edit",
                           session_summary=summary))
     assert summary in backend.calls[0].prompt
+
+
+def test_diff_review_calls_count_as_model_calls(tmp_path):
+    """The gate's review asks the model too; `model_calls` (what `run --json` shows and the
+    benchmark counts) includes it."""
+    from localcode_lsp.config import VerificationConfig
+    from localcode_lsp.verify.gate import Gate
+
+    (tmp_path / "calc.py").write_text(CALC)
+    config = dataclasses.replace(
+        Config(), generation=GenerationConfig(candidates=1, max_retries=1),
+        verification=VerificationConfig(lint=False, test=False, diff_review=True))
+    backend = ScriptedBackend(outputs=[BAD, "no", GOOD, "yes"])
+    engine = Engine(tmp_path, config=config, backend=backend)
+    engine._index = FakeIndex(tmp_path)
+    engine._gate = Gate(engine.workspace, config, backend=lambda: backend)
+    result = engine.implement(Task(path="calc.py", symbol="double", instruction="double x",
+                                   intent="edit"))
+    assert result.status == "verified"
+    purposes = [call["purpose"] for call in result.model_calls]
+    assert [p for p in purposes if p.startswith("diff review")] == [
+        "diff review of candidate 1", "diff review of candidate 2"]
+    assert sum(call["n"] for call in result.model_calls) == len(backend.calls) == 4
+    engine.close()

@@ -683,7 +683,8 @@ class CodeIndex:
         vectors: dict[str, Any] = {}
         if missing:
             embedder = self._get_embedder()
-            items = list(missing.items())
+            # similar lengths batched together: a batch is padded to its longest text
+            items = sorted(missing.items(), key=lambda item: len(item[1]))
             for start in range(0, len(items), EMBED_BATCH):
                 if cancel is not None:
                     cancel.raise_if_cancelled()

@@ -150,6 +150,25 @@ class PipelineRun:
         self.cancel.raise_if_cancelled()
         return completions
 
+    def _record_review_call(self, verdict: Any, candidate_id: int) -> None:
+        """The gate's diff review is a model call too: it counts in `model_calls`."""
+        for gate in verdict.gates:
+            if gate.gate != "review" or "answer" not in gate.details:
+                continue
+            details = gate.details
+            self.result.model_calls.append({
+                "state": State.VERIFY.value,
+                "purpose": f"diff review of candidate {candidate_id}",
+                "sections": [],
+                "prompt_tokens": int(details.get("prompt_tokens", 0) or 0),
+                "evaluated_tokens": int(details.get("evaluated_tokens", 0) or 0),
+                "completion_tokens": int(details.get("completion_tokens", 0) or 0),
+                "n": 1,
+                "temperature": self.config.generation.temperature_classify,
+                "grammar": True,
+                "ms": round(float(details.get("seconds", 0.0) or 0.0) * 1000, 1),
+            })
+
     # --- UNDERSTAND ------------------------------------------------------------------------
 
     def understand(self) -> tuple[str, str]:
@@ -557,6 +576,7 @@ class PipelineRun:
                 verdict = gate.verify(request, candidate, cancel=self.cancel)
                 verdict.candidate_id = candidate.id
                 self.attempt.verified_bodies[candidate.text] = verdict
+                self._record_review_call(verdict, candidate.id)
             self.result.verdicts.append(verdict)
             key = verdict.rank_key() + (-len(candidate.text),)
             if verdict.passed:

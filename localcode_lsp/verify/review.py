@@ -40,7 +40,10 @@ def review(backend: Backend, task: str, diff: str, *, temperature: float,
     except Exception as exc:  # a review that cannot run must not hide the other gates
         return GateResult("review", True, skipped=f"review unavailable: {exc}")
     answer = completion.text.strip().lower()
-    details = {"answer": completion.text.strip(), "seconds": completion.seconds}
+    details = {"answer": completion.text.strip(), "seconds": completion.seconds,
+               "prompt_tokens": completion.prompt_tokens,
+               "evaluated_tokens": completion.evaluated_tokens,
+               "completion_tokens": completion.completion_tokens}
     if answer.startswith("yes"):
         return GateResult("review", True, details=details)
     if answer.startswith("no"):
