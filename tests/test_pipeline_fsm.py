@@ -331,3 +331,30 @@ def test_diff_review_calls_count_as_model_calls(tmp_path):
         "diff review of candidate 1", "diff review of candidate 2"]
     assert sum(call["n"] for call in result.model_calls) == len(backend.calls) == 4
     engine.close()
+
+
+def test_a_later_step_is_tested_with_the_earlier_steps_changes_to_other_files(tmp_path):
+    """Real index, gate and pytest: the plan implements `double` in lib.py, then `quadruple` in
+    app.py, whose test needs lib.py as step 1 left it (not as it is on disk)."""
+    from localcode_lsp.config import VerificationConfig
+
+    (tmp_path / "lib.py").write_text('def double(x):\n    """Return x doubled."""\n')
+    (tmp_path / "app.py").write_text(
+        'from lib import double\n\n\ndef quadruple(x):\n    """Return x times four."""\n'
+        "    return double(double(x))\n")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_app.py").write_text(
+        "from app import quadruple\n\n\ndef test_quadruple():\n    assert quadruple(2) == 8\n")
+    config = dataclasses.replace(
+        Config(), generation=GenerationConfig(candidates=1, max_retries=0),
+        verification=VerificationConfig(diff_review=False))
+    backend = ScriptedBackend(outputs=["A", GOOD, "    return double(double(x))\n"])
+    engine = Engine(tmp_path, config=config, backend=backend)
+    result = engine.implement(Task(path="app.py", symbol="quadruple", intent="edit"))
+    assert result.status == "verified", (result.message, [v.summary() for v in result.verdicts])
+    assert result.stats["steps"] == ["double", "quadruple"]
+    # app.py needed no change of its own: verified with lib.py's new body, and not patched
+    assert [p.path for p in result.patches] == ["lib.py"]
+    test_gates = [g for v in result.verdicts for g in v.gates if g.gate == "test"]
+    assert test_gates and not test_gates[-1].skipped and test_gates[-1].details["passed"] >= 1
+    engine.close()

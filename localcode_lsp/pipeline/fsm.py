@@ -546,7 +546,9 @@ class PipelineRun:
             except Exception as exc:  # no test map: the gate falls back to naming conventions
                 log.info("tests of %s unavailable: %s", target.qualified_name, exc)
         values = {"path": path, "original_text": original, "symbol": symbol,
-                  "task": description, "test_refs": tuple(test_refs)}
+                  "task": description, "test_refs": tuple(test_refs),
+                  # earlier steps' verified changes to other files: this step's tests see them
+                  "base_files": {p: text for p, text in self.working.items() if p != path}}
         try:
             from ..verify import VerifyRequest
         except ImportError:  # gate-less setups (unit tests with a fake gate)

@@ -84,6 +84,9 @@ class VerifyRequest:
     doctest_source: str | None = None  # the target's docstring; None = read from the original
     language: str | None = None  # None = from the file extension
     extra_files: Mapping[str, str] = field(default_factory=dict)  # other files a candidate edits
+    # other files as earlier verified steps of the same task left them: the tests and the type
+    # check see them, the gates do not judge them (they passed their own verification)
+    base_files: Mapping[str, str] = field(default_factory=dict)
     allow_protected_edits: bool = False  # the user asked to change a test/config file itself
 
     def __post_init__(self) -> None:
@@ -91,7 +94,8 @@ class VerifyRequest:
 
     def fingerprint(self) -> str:
         parts = [self.path, self.original_text, self.symbol or "", "\0".join(self.test_refs),
-                 self.doctest_source or ""]
+                 self.doctest_source or "",
+                 *(f"{path}\0{text}" for path, text in sorted(self.base_files.items()))]
         return hashlib.sha1("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -281,7 +285,8 @@ class Gate:
         kind, argv_prefix = checker
 
         def errors(text: str) -> list[lint_mod.Diagnostic] | str:
-            with workspace_copy(self.workspace, {request.path: text}) as root:
+            with workspace_copy(self.workspace, {**request.base_files,
+                                                 request.path: text}) as root:
                 scratch = scratch_dir(root)
                 if kind == "mypy":
                     argv = [*argv_prefix, "--no-error-summary", "--show-column-numbers",
@@ -330,7 +335,8 @@ class Gate:
         keyword = ""
         if not request.test_refs and request.symbol:
             keyword = request.symbol.rsplit(".", 1)[-1]
-        outcome = self._run_tests(request, {request.path: candidate.file_text,
+        outcome = self._run_tests(request, {**request.base_files,
+                                            request.path: candidate.file_text,
                                             **request.extra_files},
                                   refs, docstring if has_doctest else None, cancel, keyword)
         details: dict[str, Any] = {"refs": refs, "doctest": has_doctest,
@@ -431,7 +437,8 @@ class Gate:
             if cache.tests is None:
                 keyword = request.symbol.rsplit(".", 1)[-1] if (
                     request.symbol and not request.test_refs) else ""
-                cache.tests = self._run_tests(request, {request.path: request.original_text},
+                cache.tests = self._run_tests(request, {**request.base_files,
+                                                        request.path: request.original_text},
                                               refs, None, cancel, keyword)
             return cache.tests
 
@@ -527,7 +534,8 @@ def bad_candidate_problem(request: VerifyRequest, candidate: Candidate) -> str:
         file_text.encode("utf-8")
     except UnicodeEncodeError:
         return "BAD CANDIDATE: binary content (not valid text)"
-    if file_text == request.original_text and not request.extra_files:
+    if file_text == request.original_text and not request.extra_files \
+            and not request.base_files:  # a caller may need no change of its own after a step
         return "BAD CANDIDATE: no change (the file is identical to the original)"
     return ""
 
