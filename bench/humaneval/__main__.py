@@ -16,7 +16,7 @@ some candidate passed the hidden tests, `lost` those of them whose returned patc
 
 Usage: python -m bench.humaneval [--limit N] [--start I] [--order natural|spread]
            [--knowledge on|off|both] [--candidates N] [--retries N] [--resume]
-           [--out bench/results/humaneval.json]
+           [--report-only] [--out bench/results/humaneval.json]
 `--order spread` runs problems 0,4,8,... then 1,5,9,... so that a run stopped early is a sample
 of the whole set. Creating the file `<out>.pause` makes the run wait between problems until it
 is removed (a quiet machine for other measurements). Wrap it in `flock /tmp/lc/model.lock` on
@@ -209,20 +209,28 @@ def plot(report: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     arms = list(report["totals"])
-    passed = [report["totals"][a]["passed"] for a in arms]
-    calls = [report["totals"][a]["model_calls"] for a in arms]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     colors = ["#888", "#2a7", "#27a", "#a72", "#7a2"][: len(arms)]
-    left.bar(arms, passed, color=colors)
-    left.set_title(f"HumanEval solved (of {report['problems']})")
-    right.bar(arms, calls, color=colors)
-    right.set_title("model calls (completions)")
-    for axis in (left, right):
-        axis.tick_params(axis="x", rotation=20)
+    panels = [("passed", f"HumanEval solved (of {report['problems']})"),
+              ("model_calls", "model calls (completions)"), ("seconds", "wall time (s)")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(14, 4.5))
+    for axis, (key, title) in zip(axes, panels, strict=True):
+        values = [report["totals"][arm][key] for arm in arms]
+        bars = axis.bar(arms, values, color=colors)
+        axis.bar_label(bars, labels=[f"{v:.0f}" for v in values])
+        axis.set_ylim(0, max(1, max(values)) * 1.15)
+        axis.yaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.set_title(title)
+        axis.tick_params(axis="x", rotation=25, labelsize=8)
+    config = report["config"]
+    fig.suptitle(f"{report['model']}, {config['candidates']} candidates x "
+                 f"{config['max_retries'] + 1} attempts, knowledge store "
+                 f"{report.get('knowledge', 'on')}")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,7 +248,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--order", choices=("natural", "spread"), default="natural")
     parser.add_argument("--resume", action="store_true",
                         help="keep the rows already in --out and run the other problems")
+    parser.add_argument("--report-only", action="store_true",
+                        help="print the table and draw the plot of --out as it is (a run in "
+                             "progress or stopped early), running nothing")
     args = parser.parse_args(argv)
+    if args.report_only:
+        report = json.loads(args.out.read_text())
+        print(table(report))
+        plot(report, args.out.with_suffix(".png"))
+        print(f"plot: {args.out.with_suffix('.png')}")
+        return 0
     report = run(args.limit, args.start, args.out, knowledge=args.knowledge,
                  candidates=args.candidates, retries=args.retries, order=args.order,
                  resume=args.resume)
