@@ -95,22 +95,6 @@ def steps(text: str) -> list[tuple[str, int, int]]:
     return result
 
 
-def wait_for_steady_rss(pid: int, quiet_for: float = 3.0, limit: float = 90.0) -> None:
-    """Wait until a process's memory stops moving (background loads finished)."""
-    import psutil
-
-    process = psutil.Process(pid)
-    deadline = time.monotonic() + limit
-    last, since = process.memory_info().rss, time.monotonic()
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        now = process.memory_info().rss
-        if abs(now - last) > 2 * 1024 * 1024:
-            last, since = now, time.monotonic()
-        elif time.monotonic() - since >= quiet_for:
-            return
-
-
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -169,6 +153,9 @@ def bench_server(root: Path, text: str, states: list) -> list[float]:
             "context": {"triggerKind": 2}})
 
     inline(states[0][1], states[0][2])  # load the model
+    sys.path.insert(0, str(REPO / "tests"))
+    from server_helpers import wait_for_steady_rss  # the load test's settled-memory wait
+
     wait_for_steady_rss(client.process.pid)  # the server's index loads its embedder meanwhile
     timings = []
     for version, (state, line, column) in enumerate(states, start=2):
