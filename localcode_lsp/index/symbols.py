@@ -397,9 +397,7 @@ def derive_symbols(tree: Any, source: bytes, language: str, path: str, queries: 
             kind = FUNCTION
         for scope_id in definition.scope_ids:
             scopes[scope_id] = (qualified, kind)
-        decorated = node
-        if is_python and node.parent is not None and node.parent.type == "decorated_definition":
-            decorated = node.parent
+        decorated = _decorated(node) if is_python else node
         body = definition.body
         if body is not None:
             body_start_byte, body_start_line = body.start_byte, body.start_point.row

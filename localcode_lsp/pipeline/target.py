@@ -13,7 +13,7 @@ import textwrap
 from dataclasses import dataclass
 from typing import Any
 
-from ..inference.stops import PythonBlockStop, indentation, loop_cut
+from ..inference.stops import LoopStop, PythonBlockStop, indentation
 
 
 @dataclass(frozen=True)
@@ -121,13 +121,11 @@ class BodyStop:
     """Streaming stop rule for a body that starts on a fresh line: cut at the dedent."""
 
     def __init__(self, def_indent: int) -> None:
-        self._rule = PythonBlockStop(def_indent)
+        self._rule = LoopStop(PythonBlockStop(def_indent))
 
     def cut(self, text: str) -> int | None:
         cut = self._rule.cut("\n" + text)
-        cut = None if cut is None else max(0, cut - 1)
-        looped = loop_cut(text if cut is None else text[:cut])
-        return cut if looped is None else looped
+        return None if cut is None else max(0, cut - 1)
 
 
 def trim_body(text: str, def_indent: int, body_indent: str) -> str:
