@@ -126,6 +126,9 @@ def run_in_code_server(tmp_path: Path, server_command: list[str]) -> tuple[dict,
         "extensions.autoCheckUpdates": False,
         "telemetry.telemetryLevel": "off",
         "workbench.startupEditor": "none",
+        # VS Code for the web (code-server) saves after a delay by default: the inline step's
+        # scratch insertion must not reach the file the test compares with the document
+        "files.autoSave": "off",
     })
     # machine-scoped settings of a remote window are read from Machine/, the rest from User/
     for scope in ("User", "Machine"):
