@@ -17,7 +17,7 @@ import difflib
 import keyword
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -296,7 +296,9 @@ def remove_unused_import(text: str, name: str, line_no: int | None) -> str | Non
     return None
 
 
-ToolRunner = Callable[[str, str], str | None]  # (file text, file name) -> fixed text or None
+# (file text, file name, rule codes) -> fixed text or None; the codes are what the fixes may
+# touch when the project has no ruff configuration of its own
+ToolRunner = Callable[[str, str, Sequence[str]], str | None]
 
 
 class ErrorFixCache:
@@ -402,8 +404,11 @@ class ErrorFixCache:
             if current != before:
                 repair.signatures.append(error_signature(fact, text))
         if (needs_ruff or repair.actions) and self.ruff_fix is not None:
+            codes = sorted({f.code for f in facts if f.kind == "lint" and f.code})
+            if any(action.startswith("added `") for action in repair.actions):
+                codes.append("I")  # put the added import where isort would
             try:
-                fixed = self.ruff_fix(current, filename)
+                fixed = self.ruff_fix(current, filename, codes)
             except Exception as exc:  # the tool is optional: a repair without it still stands
                 log.debug("ruff --fix unavailable: %s", exc)
                 fixed = None

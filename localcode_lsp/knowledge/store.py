@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -161,12 +161,20 @@ class KnowledgeStore:
             return None  # unknown or ambiguous: the model decides
         return f"from {modules[0]} import {name}"
 
-    def _ruff_fix(self, text: str, filename: str) -> str | None:
-        """`ruff check --fix-only` on `text` through the verify sandbox (safe fixes only)."""
+    def _ruff_fix(self, text: str, filename: str, codes: Sequence[str] = ()) -> str | None:
+        """`ruff check --fix-only` on `text` through the verify sandbox (safe fixes only): the
+        project's rules when it configures ruff, else only `codes` (the rules that failed)."""
+        from ..verify.lint import has_ruff_config
         from ..verify.sandbox import run_sandboxed
 
+        if has_ruff_config(self.root, filename):
+            rules: list[str] = []
+        elif codes:
+            rules = ["--select", ",".join(codes)]
+        else:
+            return None
         ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
-        argv = [ruff, "check", "--fix-only", "--exit-zero", "--quiet",
+        argv = [ruff, "check", "--fix-only", "--exit-zero", "--quiet", *rules,
                 "--stdin-filename", filename, "-"]
         result = run_sandboxed(argv, self.root, timeout=15.0, stdin_text=text)
         if not result.ok or not result.stdout.strip():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.util
+import json
 import shutil
 import sys
 import threading
@@ -32,6 +33,7 @@ from ..inference.backend import Backend
 from ..logs import get_logger
 from ..workspace import Workspace
 from . import lint as lint_mod
+from .examples import Example, docstring_examples
 from .review import review
 from .sandbox import Limits, ProcessResult, Sandbox
 from .testrun import (
@@ -326,7 +328,10 @@ class Gate:
         if docstring is None and request.symbol:
             docstring = python_docstring(request.original_text, request.symbol)
         has_doctest = bool(docstring and ">>>" in docstring)
-        if not refs and not has_doctest:
+        # prose examples (`f(2) == 4`) of a module-level function become checks as well
+        examples = docstring_examples(docstring or "", request.symbol or "") \
+            if request.symbol and "." not in request.symbol else []
+        if not refs and not has_doctest and not examples:
             return GateResult("test", True,
                               skipped=f"no tests found for {request.symbol or request.path}")
 
@@ -338,8 +343,10 @@ class Gate:
         outcome = self._run_tests(request, {**request.base_files,
                                             request.path: candidate.file_text,
                                             **request.extra_files},
-                                  refs, docstring if has_doctest else None, cancel, keyword)
+                                  refs, docstring if has_doctest else None, cancel, keyword,
+                                  examples)
         details: dict[str, Any] = {"refs": refs, "doctest": has_doctest,
+                                   "examples": len(examples),
                                    "passed": outcome.passed, "failed": outcome.failed}
         feedback = list(outcome.failures)
         broken: dict[str, str] = {}
@@ -382,7 +389,7 @@ class Gate:
 
     def _run_tests(self, request: VerifyRequest, files: Mapping[str, str], refs: list[str],
                    docstring: str | None, cancel: CancelToken | None,
-                   keyword: str = "") -> TestOutcome:
+                   keyword: str = "", examples: Sequence[Example] = ()) -> TestOutcome:
         timeout = self.config.verification.test_timeout
         combined = TestOutcome(ran=False)
         with workspace_copy(self.workspace, files) as root:
@@ -407,14 +414,17 @@ class Gate:
                                               cancel=cancel, writable=root.parent, scratch=scratch)
                     _raise_if_cancelled(cancel)
                 _merge(combined, _pytest_outcome(result, report, timeout))
-            if docstring:
+            if docstring or examples:
                 source = scratch / "doctest_source.txt"
-                source.write_text(docstring, encoding="utf-8", errors="surrogateescape")
+                source.write_text(docstring or "", encoding="utf-8", errors="surrogateescape")
+                checks = scratch / "docstring_examples.json"
+                checks.write_text(json.dumps([e.as_record() for e in examples]),
+                                  encoding="utf-8")
                 runner = scratch / "localcode_doctest.py"
                 runner.write_text(DOCTEST_RUNNER, encoding="utf-8")
                 name = request.symbol or PurePosixPath(request.path).stem
                 argv = [python, str(runner), str(root), request.path,
-                        module_name_for(request.path), name, str(source)]
+                        module_name_for(request.path), name, str(source), str(checks)]
                 result = self.sandbox.run(argv, root, timeout=timeout, env=env, limits=limits,
                                           cancel=cancel, writable=root.parent, scratch=scratch)
                 _raise_if_cancelled(cancel)
@@ -481,6 +491,7 @@ class Gate:
         if ruff is None:
             return None
         return [ruff, "check", "--output-format", "json", "--no-cache", "--force-exclude",
+                *lint_mod.ruff_rule_args(self.workspace.root, path),
                 "--stdin-filename", str(self.workspace.root / path), "-"]
 
     # --- helpers -------------------------------------------------------------------------

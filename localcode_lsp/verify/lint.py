@@ -10,9 +10,11 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import tomllib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,38 @@ def parse_ruff_json(output: str) -> list[Diagnostic]:
             column=int(location.get("column") or 1),
         ))
     return diagnostics
+
+
+# Rules for a project without a ruff configuration: mistakes, not style. ruff's own default set
+# grew to hundreds of style rules (RET501, SIM108, PERF401...) that would reject correct code.
+CORRECTNESS_RULES = "E9,F,PLE"
+_RUFF_FILES = ("ruff.toml", ".ruff.toml")
+
+
+def has_ruff_config(root: Path, path: str) -> bool:
+    """True when `path` (relative to `root`) is covered by a ruff.toml or a pyproject.toml with
+    a [tool.ruff] table, in its directory or one above it inside `root`."""
+    root = root.resolve()
+    directory = (root / path).parent.resolve()
+    while True:
+        if any((directory / name).is_file() for name in _RUFF_FILES):
+            return True
+        pyproject = directory / "pyproject.toml"
+        if pyproject.is_file():
+            try:
+                data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+                data = {}
+            if isinstance(data.get("tool"), dict) and "ruff" in data["tool"]:
+                return True
+        if directory == root or root not in directory.parents:
+            return False
+        directory = directory.parent
+
+
+def ruff_rule_args(root: Path, path: str) -> list[str]:
+    """The project's own rules when it configures ruff, else `--select` the correctness set."""
+    return [] if has_ruff_config(root, path) else ["--select", CORRECTNESS_RULES]
 
 
 def digest_ruff(output: str) -> list[str]:

@@ -168,10 +168,15 @@ def module_name_for(path: str) -> str:
 
 
 DOCTEST_RUNNER = r'''
-import doctest, importlib, importlib.util, json, os, sys, traceback
+import ast, doctest, importlib, importlib.util, json, math, os, sys, traceback
 root, rel_path, module_name, name, docstring_path = sys.argv[1:6]
+examples_path = sys.argv[6] if len(sys.argv) > 6 else ""
 with open(docstring_path, encoding="utf-8") as handle:
     docstring = handle.read()
+examples = []
+if examples_path:
+    with open(examples_path, encoding="utf-8") as handle:
+        examples = json.load(handle)
 results = []
 def emit():
     print("__SENTINEL__" + json.dumps(results))
@@ -203,10 +208,35 @@ class Runner(doctest.DocTestRunner):
         kind, value = exc_info[0], exc_info[1]
         results.append({"source": example.source.strip(), "error": "%s: %s" % (kind.__name__, value)})
 
-test = doctest.DocTestParser().get_doctest(docstring, dict(vars(module)), name, rel_path, 0)
-runner = Runner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
-outcome = runner.run(test, out=lambda text: None, clear_globs=True)
-results.append({"attempted": outcome.attempted})
+def same(got, want):
+    """`==` as the docstring means it, with a float tolerance (`6.00`, `16.`)."""
+    try:
+        if isinstance(want, float) or isinstance(got, float):
+            return math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-6)
+        if isinstance(want, (tuple, list)) and type(got) is type(want):
+            return len(got) == len(want) and all(same(a, b) for a, b in zip(got, want))
+        return bool(got == want)
+    except Exception:
+        return False
+
+attempted = 0
+if docstring.strip():
+    test = doctest.DocTestParser().get_doctest(docstring, dict(vars(module)), name, rel_path, 0)
+    runner = Runner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
+    attempted += runner.run(test, out=lambda text: None, clear_globs=True).attempted
+for example in examples:
+    attempted += 1
+    wants = [ast.literal_eval(source) for source in example["expected"]]
+    try:
+        got = eval(compile(example["call"], "<docstring example>", "eval"), dict(vars(module)))
+    except BaseException as exc:
+        results.append({"source": example["call"], "error": "%s: %s" % (type(exc).__name__, exc),
+                        "kind": "example"})
+        continue
+    if not any(same(got, want) for want in wants):
+        results.append({"source": example["call"], "want": example["expected"][0],
+                        "got": repr(got), "kind": "example"})
+results.append({"attempted": attempted})
 emit()
 '''.replace("__SENTINEL__", DOCTEST_SENTINEL)
 
@@ -222,11 +252,11 @@ def digest_doctest(stdout: str, name: str) -> TestOutcome:
         outcome.ran = False
         outcome.reason = "the doctest runner printed no result"
         return outcome
-    label = f"doctest {name}"
     for record in records:
         if "attempted" in record:
             outcome.passed = max(0, int(record["attempted"]) - outcome.failed)
             continue
+        label = f"{record.get('kind', 'doctest')} {name}"
         outcome.failed += 1
         source = record.get("source", "").splitlines()[0] if record.get("source") else "?"
         if "error" in record:

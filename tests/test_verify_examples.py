@@ -1,0 +1,143 @@
+"""Prose examples in docstrings become checks; projects without a ruff config get the
+correctness rules only (real ruff and the real doctest runner)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from localcode_lsp.config import Config, VerificationConfig
+from localcode_lsp.data import Candidate
+from localcode_lsp.verify import Gate, VerifyRequest
+from localcode_lsp.verify.examples import docstring_examples
+from localcode_lsp.verify.lint import has_ruff_config, ruff_rule_args
+from localcode_lsp.workspace import Workspace
+
+
+def _pairs(docstring: str, name: str) -> list[tuple[str, str]]:
+    return [(e.call, e.expected) for e in docstring_examples(docstring, name)]
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("search([4, 1, 2, 2, 3, 1]) == 2", ("search([4, 1, 2, 2, 3, 1])", "2")),
+    ("search([1]) ==> -1", ("search([1])", "-1")),
+    ("search('a b') => 'ab'", ("search('a b')", "'ab'")),
+    ("search([3], 9) \u279e True", ("search([3], 9)", "True")),
+    ("search('Hi') returns 'Hi'", ("search('Hi')", "'Hi'")),
+    ("search(15)   # returns \"db1111db\"", ("search(15)", '"db1111db"')),
+    ("search(148, 412) should return 16.", ("search(148, 412)", "16")),
+    ("search(1, 4) => true", ("search(1, 4)", "True")),
+    ("search([1, 3, 2, 0]) == 1 + 9 + 0 + 0 = 10", ("search([1, 3, 2, 0])", "10")),
+    ("search([5]) -> [5]  (a single element)", ("search([5])", "[5]")),
+    ("search(12, 15) = 14", ("search(12, 15)", "14")),
+])
+def test_prose_example_forms(line, expected):
+    assert _pairs(f"Do it.\n    {line}\n", "search") == [expected]
+
+
+@pytest.mark.parametrize("line", [
+    "search(x) == 2",  # not a literal argument
+    "search([1]) == a list",  # not a literal value
+    "search([1]) == 1 + 2 and more",  # arithmetic without a result
+    "research([1]) == 2",  # another function
+    "self.search([1]) == 2",  # a method of something else
+    "search([1]) is fast",  # no operator
+    ">>> search([1]) == 2",  # doctest's own syntax: doctest runs it
+    'search(["a", "bb"]) == ""a"',  # broken quoting
+])
+def test_not_an_example(line):
+    assert _pairs(f"{line}\n", "search") == []
+
+
+def test_multiline_call_and_parenthesised_single_value():
+    docstring = ('get_row([\n      [1, 2],\n      [1, 1]\n    ], 1) == [(0, 0), (1, 0)]\n'
+                 'bf("Earth", "Mercury") ==> ("Venus")\n')
+    assert _pairs(docstring, "get_row") == [("get_row([ [1, 2], [1, 1] ], 1)",
+                                              "[(0, 0), (1, 0)]")]
+    [venus] = docstring_examples(docstring, "bf")
+    assert venus.expected == '("Venus")' and venus.alternatives == ('("Venus",)',)
+
+
+def test_weak_equals_that_disagree_in_type_are_definitions():
+    docstring = ("Defined by:\n    tri(1) = 3\n    tri(n) = 1 + n / 2, if n is even.\n"
+                 "    tri(4) = 3\nExamples:\n    tri(3) = [1, 3, 2, 8]\n")
+    assert docstring_examples(docstring, "tri") == []
+    strong = docstring + "    tri(0) == [1]\n"
+    assert _pairs(strong, "tri") == [("tri(0)", "[1]")]
+
+
+SOURCE = '''def search(lst):
+    """The first even number, or -1.
+
+    search([1, 2, 4]) == 2
+    search([3]) -> -1
+    """
+    return -1
+'''
+
+
+def _gate(root: Path) -> Gate:
+    return Gate(Workspace(root), Config(verification=VerificationConfig(diff_review=False)))
+
+
+def test_gate_runs_prose_examples_as_tests(tmp_path):
+    (tmp_path / "finder.py").write_text(SOURCE)
+    request = VerifyRequest("finder.py", SOURCE, symbol="search", task="implement search")
+    gate = _gate(tmp_path)
+    good = SOURCE.replace("    return -1\n",
+                          "    for x in lst:\n        if x % 2 == 0:\n            return x\n"
+                          "    return -1\n")
+    verdict = gate.verify(request, Candidate(1, "x", good))
+    assert verdict.passed, verdict.feedback
+    test = verdict.gates[-1]
+    assert test.details["examples"] == 2 and test.details["passed"] == 2
+    wrong = SOURCE.replace("    return -1\n", "    return lst[0]\n")
+    verdict = gate.verify(request, Candidate(2, "x", wrong))
+    assert verdict.feedback == [
+        "TEST FAIL: example search \u2014 search([1, 2, 4]) expected 2, got 1",
+        "TEST FAIL: example search \u2014 search([3]) expected -1, got 3"]
+    crashing = SOURCE.replace("    return -1\n", "    return lst[5]\n")
+    verdict = gate.verify(request, Candidate(3, "x", crashing))
+    assert verdict.feedback[0] == ("TEST FAIL: example search \u2014 search([1, 2, 4]) raised "
+                                   "IndexError: list index out of range")
+
+
+def test_float_examples_compare_with_a_tolerance(tmp_path):
+    source = ('def area(a, b):\n    """Half the product.\n\n    area(3, 4) == 6.00\n    """\n'
+              '    return 0\n')
+    (tmp_path / "geo.py").write_text(source)
+    request = VerifyRequest("geo.py", source, symbol="area", task="implement area")
+    verdict = _gate(tmp_path).verify(request, Candidate(1, "x", source.replace(
+        "return 0", "return a * b / 2")))
+    assert verdict.passed, verdict.feedback
+
+
+def test_style_rules_only_with_a_project_ruff_config(tmp_path):
+    source = 'def f(x):\n    """Doc."""\n    return 0\n'
+    candidate = source.replace("return 0", "if x:\n        return 1\n    else:\n        return None")
+    (tmp_path / "mod.py").write_text(source)
+    request = VerifyRequest("mod.py", source, symbol="f", task="implement f")
+    assert ruff_rule_args(tmp_path, "mod.py") == ["--select", "E9,F,PLE"]
+    verdict = _gate(tmp_path).verify(request, Candidate(1, "x", candidate))
+    assert verdict.passed, verdict.feedback  # ruff's wider defaults would flag RET505
+    unused = source.replace("return 0", "result = 1\n    return 0")
+    verdict = _gate(tmp_path).verify(request, Candidate(2, "x", unused))
+    assert verdict.feedback == [
+        "LINT: F841 local variable 'result' is assigned to but never used (line 3)"]
+
+    (tmp_path / "pyproject.toml").write_text('[tool.ruff.lint]\nselect = ["RET"]\n')
+    assert has_ruff_config(tmp_path, "mod.py") and ruff_rule_args(tmp_path, "mod.py") == []
+    verdict = _gate(tmp_path).verify(request, Candidate(3, "x", candidate))
+    assert not verdict.passed and verdict.feedback[0].startswith("LINT: RET505")
+
+
+def test_ruff_config_lookup_stops_at_the_workspace_root(tmp_path):
+    (tmp_path / "ruff.toml").write_text("")
+    project = tmp_path / "project"
+    (project / "pkg").mkdir(parents=True)
+    assert not has_ruff_config(project, "pkg/mod.py")
+    (project / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    assert not has_ruff_config(project, "pkg/mod.py")
+    (project / "pkg" / ".ruff.toml").write_text("")
+    assert has_ruff_config(project, "pkg/mod.py")
