@@ -92,12 +92,16 @@ def test_implements_a_stub_first_try(tmp_path):
     assert locate.message.startswith("Found double at calc.py:4-9")
     # the greedy candidate passed, so the second one was never verified
     assert len(result.verdicts) == 1
-    [call] = result.model_calls
+    # a stub with no instruction: one greedy call on the file alone, then the context prompt
+    plain, call = result.model_calls
+    head = CALC[: CALC.index("    \"\"\"\n\n\ndef quadruple") + 8]
+    assert [s["name"] for s in plain["sections"]] == ["target"]
+    assert plain["n"] == 1 and plain["temperature"] == 0.0 and "file alone" in plain["purpose"]
+    assert backend.calls[0].prompt == head
     names = {s["name"]: s for s in call["sections"]}
     assert {"system", "target"} <= set(names)
-    assert names["target"]["tokens"] == backend.count_tokens(
-        CALC[: CALC.index("    \"\"\"\n\n\ndef quadruple") + 8])
-    assert call["n"] == 2 and call["prompt_tokens"] > 0
+    assert names["target"]["tokens"] == backend.count_tokens(head)
+    assert call["n"] == 1 and call["prompt_tokens"] > 0
 
 
 def test_intent_is_classified_with_a_grammar_when_not_given(tmp_path):
@@ -117,7 +121,7 @@ def test_failing_gate_feedback_reaches_the_next_prompt_verbatim(tmp_path):
     retry_prompt = backend.calls[2].prompt
     assert f"    # previous attempt failed: {FAIL_LINE}\n" in retry_prompt
     assert FAIL_LINE not in backend.calls[0].prompt
-    feedback = result.model_calls[1]["sections"]
+    feedback = result.model_calls[2]["sections"]  # [0] the file alone, [1] with context
     assert any(s["name"] == "feedback" and s["tokens"] > 0 for s in feedback)
     assert [e.data.get("outcome") for e in result.trace if e.state == "VERIFY"
             and "outcome" in e.data] == ["retry", "passed"]
@@ -130,7 +134,11 @@ def test_retry_exhaustion_returns_no_candidate_and_no_patch(tmp_path):
     assert result.status == "no_candidate"
     assert result.patches == []
     assert FAIL_LINE in result.message
-    assert len([c for c in result.model_calls if c["state"] == "GENERATE"]) == 3  # 1 + 2 retries
+    generate = [c["purpose"] for c in result.model_calls if c["state"] == "GENERATE"]
+    # the first attempt also asks for the file alone; the retries carry feedback, so do not
+    assert generate == ["body of double from the file alone (attempt 0)",
+                        "body of double (attempt 0)", "body of double (attempt 1)",
+                        "body of double (attempt 2)"]
     assert states_of(result)[-1] == "VERIFY" and result.trace[-1].state == "FAILED"
     # identical bodies are verified once, not once per attempt
     assert len(engine.gate.requests) == 1
@@ -141,7 +149,8 @@ def test_a_passing_candidate_is_never_lost_by_a_later_attempt(tmp_path):
     engine, backend = make_engine(tmp_path, [BAD, GOOD, BAD, BAD], candidates=2, retries=3)
     result = engine.implement(Task(path="calc.py", symbol="double", intent="edit"))
     assert result.status == "verified"
-    assert len([c for c in result.model_calls if c["state"] == "GENERATE"]) == 1
+    generate = [c for c in result.model_calls if c["state"] == "GENERATE"]
+    assert all(c["purpose"].endswith("(attempt 0)") for c in generate)
     assert "return x * 2" in result.patches[0].after
 
 
@@ -306,7 +315,8 @@ def test_session_summary_reaches_the_prompt(tmp_path):
     summary = "# Session so far:\n# - implement greet: verified [calc.py]\n"
     engine.implement(Task(path="calc.py", symbol="double", intent="edit",
                           session_summary=summary))
-    assert summary in backend.calls[0].prompt
+    assert summary not in backend.calls[0].prompt  # the file alone
+    assert summary in backend.calls[1].prompt
 
 
 def test_diff_review_calls_count_as_model_calls(tmp_path):

@@ -456,10 +456,21 @@ class PipelineRun:
             current="" if target.is_stub or not target.old_body.strip() else target.function_text)
         self.emit(State.GENERATE, f"Producing {n} candidates for {target.qualified_name}...",
                   phase="start")
-        completions = self.call_model(
+        stop_rule = BodyStop(target.def_indent)
+        completions = []
+        if n > 1 and self._plain_variant(target, feedback):
+            # The file exactly as it is, greedy: what a plain completion of a stub would write.
+            # A small base model is sensitive to any added line; this candidate keeps its best
+            # guess in the running, the context prompt below gives the others.
+            completions += self.call_model(
+                State.GENERATE, f"body of {target.qualified_name} from the file alone "
+                                f"(attempt {self.attempt.number})",
+                prompts.plain_body_sections(target.prefix), n=1, temperature=0.0,
+                max_tokens=gen.max_tokens, stop_rule=stop_rule, seed=seed)
+        completions += self.call_model(
             State.GENERATE, f"body of {target.qualified_name} (attempt {self.attempt.number})",
-            sections, n=n, temperature=gen.temperature, max_tokens=gen.max_tokens,
-            stop_rule=BodyStop(target.def_indent), seed=seed, greedy_first=True)
+            sections, n=n - len(completions), temperature=gen.temperature,
+            max_tokens=gen.max_tokens, stop_rule=stop_rule, seed=seed, greedy_first=True)
         self.attempt.candidates = []
         seen: set[str] = set()
         for completion in completions:
@@ -479,6 +490,11 @@ class PipelineRun:
             if self.attempt.number else ""
         return "candidates", (f"{len(self.attempt.candidates)} distinct candidates for "
                               f"{target.qualified_name}{retry}")
+
+    def _plain_variant(self, target: FunctionTarget, feedback: list[str]) -> bool:
+        """A stub to implement from its own docstring, first attempt, nothing else asked."""
+        stub = target.is_stub or not target.old_body.strip()
+        return stub and not feedback and not self.description and self.intent != "fix"
 
     def _generate_new_code(self, n: int, seed: int, feedback: list[str]) -> tuple[str, str]:
         spot = self.new_code

@@ -95,6 +95,11 @@ def body_sections(*, prefix: str, body_indent: str, instruction: str, feedback: 
     ]
 
 
+def plain_body_sections(prefix: str) -> list[Section]:
+    """The target file up to the end of the docstring and nothing else: plain completion."""
+    return [Section("target", prefix, priority=1, keep="tail")]
+
+
 def new_code_sections(*, prefix: str, instruction: str, feedback: Sequence[str],
                       code: str = "", summary: str = "") -> list[Section]:
     """New code at the end of `prefix`: the instruction as a comment, then the model writes."""
