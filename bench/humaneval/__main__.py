@@ -16,7 +16,8 @@ some candidate passed the hidden tests, `lost` those of them whose returned patc
 
 Usage: python -m bench.humaneval [--limit N] [--start I] [--order natural|spread]
            [--knowledge on|off|both] [--candidates N] [--retries N] [--resume]
-           [--report-only] [--out bench/results/humaneval.json]
+           [--arms raw_greedy,harness_hidden,...] [--report-only]
+           [--out bench/results/humaneval.json]
 `--order spread` runs problems 0,4,8,... then 1,5,9,... so that a run stopped early is a sample
 of the whole set. Creating the file `<out>.pause` makes the run wait between problems until it
 is removed (a quiet machine for other measurements). Wrap it in `flock /tmp/lc/model.lock` on
@@ -94,9 +95,18 @@ def harness(backend, problem: dict, config: Config, *, visible: bool) -> dict:
             engine.close()
         program = result.patches[0].after if result.patches else ""
         calls = sum(int(c.get("n", 1)) for c in result.model_calls)
+        verdicts = {v.candidate_id: v for v in result.verdicts}
+        gates = []
+        for candidate in result.candidates:
+            verdict = verdicts.get(candidate.id)
+            gates.append({"id": candidate.id, "attempt": candidate.attempt,
+                          "source": candidate.source,
+                          "gates": verdict.summary() if verdict else "not verified",
+                          "passed": bool(verdict and verdict.passed),
+                          "feedback": verdict.feedback[:2] if verdict else []})
         return {"status": result.status, "program": program, "calls": calls,
                 "attempts": result.stats.get("attempts", 0),
-                "candidates": [c.file_text for c in result.candidates],
+                "candidates": [c.file_text for c in result.candidates], "verdicts": gates,
                 "knowledge": {**result.stats.get("knowledge", {}),
                               "repairs": result.stats.get("knowledge_repairs", 0),
                               "model_calls_saved": result.stats.get("model_calls_saved", 0)}}
@@ -118,7 +128,7 @@ def wait_while_paused(out: Path) -> None:
 
 def run(limit: int | None, start: int, out: Path, *, knowledge: str = "on",
         candidates: int = 5, retries: int = 3, order: str = "natural",
-        resume: bool = False) -> dict:
+        resume: bool = False, only: tuple[str, ...] = ()) -> dict:
     problems = problem_order(list(read_problems().values())[start:], order)
     if limit:
         problems = problems[:limit]
@@ -127,6 +137,14 @@ def run(limit: int | None, start: int, out: Path, *, knowledge: str = "on",
                                  knowledge=KnowledgeConfig(enabled=knowledge != "off"))
     no_knowledge = dataclasses.replace(config, knowledge=KnowledgeConfig(enabled=False))
     arms = ARMS + ((NO_KNOWLEDGE_ARM,) if knowledge == "both" else ())
+    if only:
+        unknown = set(only) - set(arms)
+        if unknown:
+            raise SystemExit(f"unknown arm(s) {', '.join(sorted(unknown))}; "
+                             f"expected some of {', '.join(arms)}")
+        if "raw_pass_at_k" in only and "harness_hidden" not in only:
+            raise SystemExit("raw_pass_at_k takes its k from harness_hidden: run both")
+        arms = tuple(arm for arm in arms if arm in only)
     backend = create_backend(config, Path.cwd())
     rows: list[dict] = []
     if resume and out.exists():
@@ -140,36 +158,52 @@ def run(limit: int | None, start: int, out: Path, *, knowledge: str = "on",
         wait_while_paused(out)
         row: dict = {"task_id": problem["task_id"]}
         t = time.monotonic()
-        [program] = raw_samples(backend, problem, 1, config, greedy=True)
-        row["raw_greedy"] = {"passed": passes(problem, program), "calls": 1,
-                             "seconds": time.monotonic() - t}
+        if "raw_greedy" in arms:
+            [program] = raw_samples(backend, problem, 1, config, greedy=True)
+            row["raw_greedy"] = {"passed": passes(problem, program), "calls": 1,
+                                 "seconds": time.monotonic() - t}
         harness_arms = [("harness_hidden", False, config), ("harness_visible", True, config)]
         if knowledge == "both":
             harness_arms.append((NO_KNOWLEDGE_ARM, False, no_knowledge))
         for arm, visible, arm_config in harness_arms:
+            if arm not in arms:
+                continue
             t = time.monotonic()
             outcome = harness(backend, problem, arm_config, visible=visible)
             seconds = time.monotonic() - t
             ok = bool(outcome["program"]) and passes(problem, outcome["program"])
             solved_by = [i for i, text in enumerate(outcome["candidates"])
                          if passes(problem, text)]
+            for i, verdict in enumerate(outcome["verdicts"]):
+                verdict["hidden_tests"] = i in solved_by
             row[arm] = {"passed": ok, "calls": outcome["calls"], "status": outcome["status"],
                         "attempts": outcome["attempts"], "seconds": seconds,
                         "candidates": len(outcome["candidates"]),
                         "candidate_solved": bool(solved_by), "solved_by": solved_by,
-                        "knowledge": outcome["knowledge"]}
+                        "verdicts": outcome["verdicts"], "knowledge": outcome["knowledge"]}
+        if "raw_pass_at_k" not in arms:
+            rows.append(row)
+            _progress(row, rows, problems, arms)
+            report = summarize(rows, arms, backend.info.name, config, knowledge)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(report, indent=2, default=str))
+            continue
         k = max(1, row["harness_hidden"]["calls"])
         t = time.monotonic()
         programs = raw_samples(backend, problem, k, config, greedy=False)
         row["raw_pass_at_k"] = {"passed": any(passes(problem, p) for p in programs), "calls": k,
                                 "seconds": time.monotonic() - t}
         rows.append(row)
-        marks = " ".join(f"{arm}={'✓' if row[arm]['passed'] else '✗'}" for arm in arms)
-        print(f"[{len(rows)}/{len(problems)}] {problem['task_id']}: {marks}", flush=True)
+        _progress(row, rows, problems, arms)
         report = summarize(rows, arms, backend.info.name, config, knowledge)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2, default=str))
     return report or summarize(rows, arms, backend.info.name, config, knowledge)
+
+
+def _progress(row: dict, rows: list[dict], problems: list[dict], arms: tuple[str, ...]) -> None:
+    marks = " ".join(f"{arm}={'✓' if row[arm]['passed'] else '✗'}" for arm in arms)
+    print(f"[{len(rows)}/{len(problems)}] {row['task_id']}: {marks}", flush=True)
 
 
 def summarize(rows: list[dict], arms: tuple[str, ...], model: str, config: Config,
@@ -246,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retries", type=int, default=3,
                         help="[generation] max_retries for the harness arms")
     parser.add_argument("--order", choices=("natural", "spread"), default="natural")
+    parser.add_argument("--arms", default="",
+                        help="comma-separated subset of the arms (a quick comparison); "
+                             "default: every arm")
     parser.add_argument("--resume", action="store_true",
                         help="keep the rows already in --out and run the other problems")
     parser.add_argument("--report-only", action="store_true",
@@ -260,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     report = run(args.limit, args.start, args.out, knowledge=args.knowledge,
                  candidates=args.candidates, retries=args.retries, order=args.order,
-                 resume=args.resume)
+                 resume=args.resume, only=tuple(a for a in args.arms.split(",") if a))
     args.out.write_text(json.dumps(report, indent=2, default=str))
     print(table(report))
     plot(report, args.out.with_suffix(".png"))
