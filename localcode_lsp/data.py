@@ -121,7 +121,7 @@ class Candidate:
     text: str  # the fragment the model (or a cache) produced
     file_text: str  # the target file with the fragment applied
     attempt: int = 0  # 0 = first generation, n = n-th retry
-    source: str = "model"  # "model" | "cache" | "repair"
+    source: str = "model"  # "model" | "salvaged" (cut back until it compiles) | "cache" | "repair"
     seed: int | None = None
     tokens: int = 0
 

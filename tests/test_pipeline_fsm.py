@@ -163,6 +163,19 @@ def test_empty_generations_count_as_failed_attempts(tmp_path):
     assert "# previous attempt failed: EMPTY" in backend.calls[2].prompt
 
 
+def test_a_body_that_does_not_compile_is_cut_back_to_what_does(tmp_path):
+    """A sample that ran out of tokens inside an open bracket or string keeps its complete
+    leading lines (marked as salvaged); one with nothing complete stays as the model wrote it
+    (and fails the parse gate)."""
+    cut_off = GOOD + "    print('never closed\n"
+    engine, _ = make_engine(tmp_path, ["    values = [x,\n", cut_off], candidates=2)
+    result = engine.implement(Task(path="calc.py", symbol="double", intent="edit"))
+    assert result.status == "verified", result.message
+    broken, salvaged = result.candidates
+    assert broken.text == "    values = [x,\n" and broken.source == "model"
+    assert salvaged.text == GOOD and salvaged.source == "salvaged"
+
+
 def test_body_stops_at_the_dedent(tmp_path):
     engine, _ = make_engine(tmp_path, [GOOD + "\n\ndef rambling():\n    pass\n"])
     result = engine.implement(Task(path="calc.py", symbol="double", intent="edit"))

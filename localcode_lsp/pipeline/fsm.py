@@ -24,7 +24,7 @@ from ..knowledge import hooks as knowledge_hooks
 from ..logs import get_logger
 from . import prompts
 from .states import TERMINAL, State, next_state
-from .target import BodyStop, FunctionTarget, function_target, trim_body
+from .target import BodyStop, FunctionTarget, function_target, salvage_body, trim_body
 
 log = get_logger("pipeline")
 
@@ -475,13 +475,17 @@ class PipelineRun:
         seen: set[str] = set()
         for completion in completions:
             body = trim_body(completion.text, target.def_indent, target.body_indent)
+            salvaged = salvage_body(target, body) if body else None
+            if salvaged is not None:
+                body = salvaged
             if not body or body in seen:
                 continue
             seen.add(body)
             self.attempt.candidates.append(Candidate(
                 id=self.next_candidate_id, text=body, file_text=target.assemble(body),
                 attempt=self.attempt.number, seed=getattr(completion, "seed", None),
-                tokens=int(getattr(completion, "completion_tokens", 0) or 0)))
+                tokens=int(getattr(completion, "completion_tokens", 0) or 0),
+                source="model" if salvaged is None else "salvaged"))
             self.next_candidate_id += 1
         self.result.candidates.extend(self.attempt.candidates)
         if not self.attempt.candidates:

@@ -142,3 +142,27 @@ def trim_body(text: str, def_indent: int, body_indent: str) -> str:
     if not code:
         return ""
     return "\n".join(lines) + "\n"
+
+
+def salvage_body(target: FunctionTarget, body: str) -> str | None:
+    """A body that does not compile, cut back to its longest run of whole leading lines that
+    does (a sample that ran out of tokens mid-statement or rambled into an open string).
+    None when the body compiles already, or when nothing with code in it does."""
+    if not target.path.endswith((".py", ".pyi")) or _compiles(target.assemble(body)):
+        return None
+    lines = body.splitlines(keepends=True)
+    for end in range(len(lines) - 1, 0, -1):
+        kept = "".join(lines[:end])
+        code = [line for line in lines[:end] if line.strip()
+                and not line.strip().startswith("#")]
+        if code and _compiles(target.assemble(kept)):
+            return kept
+    return None
+
+
+def _compiles(source: str) -> bool:
+    try:
+        compile(source, "<candidate>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
