@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.model_prompts import COMMENT_FIRST_PROMPT
 
 from localcode_lsp.cancel import CancelToken
 from localcode_lsp.config import load_config
@@ -73,6 +74,17 @@ def test_structural_stop_cuts_rambling(backend: LlamaCppBackend) -> None:
     # every line the rule kept is inside the body (greedy text may differ slightly between a
     # cold and a KV-reused evaluation: llama.cpp batch numerics)
     assert all(not line.strip() or line.startswith(" ") for line in cut.text.split("\n")[1:])
+
+
+def test_code_first_keeps_a_body_from_opening_with_comments(backend: LlamaCppBackend) -> None:
+    free = backend.complete(COMMENT_FIRST_PROMPT, max_tokens=30)
+    assert free.text.lstrip().startswith("#")  # greedy opens with `# TODO: ...` here
+    for samples in ([backend.complete(COMMENT_FIRST_PROMPT, max_tokens=30, code_first="#")],
+                    backend.candidates(COMMENT_FIRST_PROMPT, 3, max_tokens=30, temperature=0.8,
+                                       code_first="#")):
+        for result in samples:
+            first = result.text.lstrip()
+            assert first and not first.startswith("#"), result.text
 
 
 def test_cancellation_is_prompt_and_backend_survives(backend: LlamaCppBackend) -> None:

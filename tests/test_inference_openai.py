@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from support.model_prompts import COMMENT_FIRST_PROMPT
 
 from localcode_lsp.cancel import CancelToken
 from localcode_lsp.config import load_config
@@ -76,6 +77,9 @@ def test_completion_tokens_and_grammar(server: str, isolated_home: Path, tmp_pat
                               max_tokens=4, temperature=0.7, seed=2)
     parse_yes_no(answer.text)
     assert backend.info.name
+    # code_first travels as a GBNF grammar (no logits hook over HTTP)
+    body = backend.complete(COMMENT_FIRST_PROMPT, max_tokens=16, code_first="#")
+    assert body.text.lstrip() and not body.text.lstrip().startswith("#"), body.text
 
 
 def test_fim_falls_back_and_structure_stops(server: str) -> None:

@@ -46,6 +46,13 @@ class Completion:
         return self.completion_tokens / self.seconds if self.seconds > 0 else 0.0
 
 
+def code_first_grammar(marker: str) -> str:
+    """GBNF for `code_first` where no logits hook exists (HTTP servers): blank space, then a
+    first character that does not start `marker`, then anything."""
+    first = marker[:1].replace("\\", "\\\\").replace("]", "\\]").replace("^", "\\^")
+    return f'root ::= [ \\t\\n]* [^ \\t\\n{first}] [^\\x00]*\n'
+
+
 class StopRule(Protocol):
     """A streaming stop check on the generated text (see `inference.stops`)."""
 
@@ -76,7 +83,12 @@ class Backend(Protocol):
         grammar: str | None = None,
         cancel: CancelToken | None = None,
         stop_rule: StopRule | None = None,
-    ) -> Completion: ...
+        code_first: str = "",
+    ) -> Completion:
+        """Continue `prompt`. `code_first` is a comment marker ("#", "//"): the text then
+        begins with code, not with a comment or the end (a small model that opens a body with
+        `# TODO` often never writes the code)."""
+        ...
 
     def fim(
         self,
@@ -103,4 +115,5 @@ class Backend(Protocol):
         cancel: CancelToken | None = None,
         stop_rule: StopRule | None = None,
         seed: int = 0,
+        code_first: str = "",
     ) -> list[Completion]: ...

@@ -60,6 +60,20 @@ class _CallState:
         return self.cancelled
 
 
+class _CodeFirst:
+    """Logits processor: while `active`, the masked tokens cannot be sampled. The stream loop
+    switches it off once the text holds a non-blank character."""
+
+    def __init__(self, mask: Any) -> None:
+        self.mask = mask
+        self.active = True
+
+    def __call__(self, _input_ids: Any, scores: Any) -> Any:
+        if self.active:
+            scores[self.mask] = -float("inf")
+        return scores
+
+
 @functools.cache
 def _llama_log_thunk() -> Any:
     """The C log callback, created once per process and never freed: llama.cpp keeps the
@@ -105,6 +119,7 @@ class LlamaCppBackend:
         self._fim: FimTemplate | None = None
         self._info: ModelInfo | None = None
         self._grammars: dict[str, Any] = {}
+        self._masks: dict[str, Any] = {}  # code_first marker -> banned-token mask
         self._call: _CallState | None = None
 
     # --- loading ---------------------------------------------------------------------------
@@ -315,31 +330,50 @@ class LlamaCppBackend:
         grammar: str | None = None,
         cancel: CancelToken | None = None,
         stop_rule: StopRule | None = None,
+        code_first: str = "",
     ) -> Completion:
         """Continue `prompt`. Cancellation is checked between tokens (finish_reason "cancelled");
-        `stop_rule` cuts the text where the structure closed (finish_reason "structure")."""
+        `stop_rule` cuts the text where the structure closed (finish_reason "structure");
+        `code_first` (a comment marker) makes the text begin with code."""
         with self._lock:
             tokens, max_tokens, truncated = self.fit_prompt(prompt, max_tokens)
             return self._generate(tokens, max_tokens=max_tokens, stop=stop,
                                   temperature=temperature, seed=seed, grammar=grammar,
-                                  cancel=cancel, stop_rule=stop_rule, truncated=truncated)
+                                  cancel=cancel, stop_rule=stop_rule, truncated=truncated,
+                                  code_first=code_first)
+
+    def _code_first_mask(self, marker: str) -> Any:
+        """Tokens that may not come before the first code character: those containing the
+        comment marker's first character, and end-of-generation. Built once per marker."""
+        mask = self._masks.get(marker)
+        if mask is None:
+            import numpy
+
+            llm = self.load()
+            needle = marker[:1].encode("utf-8")
+            mask = numpy.fromiter((needle in llm.detokenize([i]) for i in range(llm.n_vocab())),
+                                  dtype=bool, count=llm.n_vocab())
+            mask[llm.token_eos()] = True
+            self._masks[marker] = mask
+        return mask
 
     def _generate(self, tokens: list[int], *, max_tokens: int, stop: Sequence[str],
                   temperature: float, seed: int | None, grammar: str | None,
                   cancel: CancelToken | None, stop_rule: StopRule | None,
-                  truncated: bool) -> Completion:
+                  truncated: bool, code_first: str = "") -> Completion:
         llm = self.load()
         started = time.monotonic()
         if cancel is not None and cancel.cancelled:
             return Completion("", "cancelled", prompt_tokens=len(tokens), seed=seed,
                               truncated=truncated)
-        from llama_cpp import StoppingCriteriaList
+        from llama_cpp import LogitsProcessorList, StoppingCriteriaList
 
         call = _CallState(cancel)
         self._call = call
         text = ""
         finish = "length"
         stopped_early = False
+        head = _CodeFirst(self._code_first_mask(code_first)) if code_first else None
         try:
             stream = llm.create_completion(
                 tokens,
@@ -350,10 +384,13 @@ class LlamaCppBackend:
                 stream=True,
                 grammar=self._grammar(grammar) if grammar else None,
                 stopping_criteria=StoppingCriteriaList([call.stopping_criteria]),
+                logits_processor=LogitsProcessorList([head]) if head else None,
             )
             for chunk in stream:
                 choice = chunk["choices"][0]
                 text += choice["text"]
+                if head is not None and head.active and text.strip():
+                    head.active = False  # the first code character is out: no more bans
                 if choice.get("finish_reason"):
                     finish = choice["finish_reason"]
                 if stop_rule is not None and choice["text"]:
@@ -465,6 +502,7 @@ class LlamaCppBackend:
         cancel: CancelToken | None = None,
         stop_rule: StopRule | None = None,
         seed: int = 0,
+        code_first: str = "",
     ) -> list[Completion]:
         """`n` samples of one prompt (seeds seed..seed+n-1); the prompt is evaluated once and
         reused from the KV cache by the other samples. Identical texts are merged (`votes`)."""
@@ -477,7 +515,7 @@ class LlamaCppBackend:
                 result = self._generate(tokens, max_tokens=max_tokens, stop=stop,
                                         temperature=temperature, seed=seed + index,
                                         grammar=grammar, cancel=cancel, stop_rule=stop_rule,
-                                        truncated=truncated)
+                                        truncated=truncated, code_first=code_first)
                 if result.finish_reason == "cancelled":
                     break
                 results.append(result)

@@ -29,7 +29,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..cancel import CancelToken
-from .backend import BackendError, Completion, ModelInfo, StopRule
+from .backend import BackendError, Completion, ModelInfo, StopRule, code_first_grammar
 from .fim import FimTemplate, strip_sentinels, suffix_stop_line
 from .llama_backend import merge_identical
 
@@ -165,7 +165,10 @@ class OpenAIBackend:
         grammar: str | None = None,
         cancel: CancelToken | None = None,
         stop_rule: StopRule | None = None,
+        code_first: str = "",
     ) -> Completion:
+        if code_first and not grammar:
+            grammar = code_first_grammar(code_first)  # no logits hook over HTTP
         payload: dict[str, Any] = {"prompt": prompt, "max_tokens": max_tokens,
                                    "temperature": temperature, "stream": True}
         if self.model:
@@ -274,6 +277,7 @@ class OpenAIBackend:
         cancel: CancelToken | None = None,
         stop_rule: StopRule | None = None,
         seed: int = 0,
+        code_first: str = "",
     ) -> list[Completion]:
         """`n` sequential samples (servers with a prompt cache reuse the prefix); merged."""
         results = []
@@ -282,7 +286,7 @@ class OpenAIBackend:
                 break
             result = self.complete(prompt, max_tokens=max_tokens, stop=stop,
                                    temperature=temperature, seed=seed + index, grammar=grammar,
-                                   cancel=cancel, stop_rule=stop_rule)
+                                   cancel=cancel, stop_rule=stop_rule, code_first=code_first)
             if result.finish_reason == "cancelled":
                 break
             results.append(result)

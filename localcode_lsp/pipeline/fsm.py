@@ -20,6 +20,8 @@ from ..context.compress import digest_feedback, shorten
 from ..context.invisible import find_invisible
 from ..context.rag import ContextQuery, IndexContextProvider, gather, select
 from ..data import Candidate, Patch, Result, Task, TraceEvent, Verdict
+from ..index.languages import language_for_path
+from ..inference.stops import C_FAMILY
 from ..knowledge import hooks as knowledge_hooks
 from ..logs import get_logger
 from . import prompts
@@ -114,7 +116,7 @@ class PipelineRun:
     def call_model(self, state: State, purpose: str, sections: Sequence[Section], *, n: int = 1,
                    temperature: float = 0.0, max_tokens: int = 64, grammar: str | None = None,
                    stop: Sequence[str] = (), stop_rule: Any = None, seed: int = 0,
-                   greedy_first: bool = False) -> list[Any]:
+                   greedy_first: bool = False, code_first: str = "") -> list[Any]:
         """Fit the sections to their budgets, call the backend, record what the model saw."""
         self.cancel.raise_if_cancelled()
         prompt = self.budget.fit(sections, self.count)
@@ -122,6 +124,8 @@ class PipelineRun:
         started = time.monotonic()
         completions: list[Any] = []
         extra: dict[str, Any] = {"stop_rule": stop_rule} if stop_rule is not None else {}
+        if code_first:
+            extra["code_first"] = code_first
         if n == 1 or greedy_first:
             completions.append(self.backend.complete(
                 prompt.text, max_tokens=max_tokens, stop=list(stop),
@@ -457,6 +461,7 @@ class PipelineRun:
         self.emit(State.GENERATE, f"Producing {n} candidates for {target.qualified_name}...",
                   phase="start")
         stop_rule = BodyStop(target.def_indent)
+        marker = comment_marker(target.path)  # the body starts with code, not `# TODO`
         completions = []
         if n > 1 and self._plain_variant(target, feedback):
             # The file exactly as it is, greedy: what a plain completion of a stub would write.
@@ -466,11 +471,12 @@ class PipelineRun:
                 State.GENERATE, f"body of {target.qualified_name} from the file alone "
                                 f"(attempt {self.attempt.number})",
                 prompts.plain_body_sections(target.prefix), n=1, temperature=0.0,
-                max_tokens=gen.max_tokens, stop_rule=stop_rule, seed=seed)
+                max_tokens=gen.max_tokens, stop_rule=stop_rule, seed=seed, code_first=marker)
         completions += self.call_model(
             State.GENERATE, f"body of {target.qualified_name} (attempt {self.attempt.number})",
             sections, n=n - len(completions), temperature=gen.temperature,
-            max_tokens=gen.max_tokens, stop_rule=stop_rule, seed=seed, greedy_first=True)
+            max_tokens=gen.max_tokens, stop_rule=stop_rule, seed=seed, greedy_first=True,
+            code_first=marker)
         self.attempt.candidates = []
         seen: set[str] = set()
         for completion in completions:
@@ -685,6 +691,14 @@ class PipelineRun:
             self.result.status = "no_candidate"
             self.result.message = self.result.message or "No verified candidate"
         self.result.patches = []
+
+
+def comment_marker(path: str) -> str:
+    """The line-comment marker of `path`'s language ("" when it has none we know)."""
+    language = language_for_path(path) or ""
+    if language == "python":
+        return "#"
+    return "//" if language in C_FAMILY or language == "tsx" else ""
 
 
 def trim_new_code(text: str) -> str:

@@ -66,7 +66,8 @@ class ScriptedBackend:
 
     def complete(self, prompt: str, *, max_tokens: int = 256, stop: Sequence[str] = (),
                  temperature: float = 0.0, seed: int | None = None, grammar: str | None = None,
-                 cancel: CancelToken | None = None, stop_rule=None) -> Completion:
+                 cancel: CancelToken | None = None, stop_rule=None,
+                 code_first: str = "") -> Completion:
         return self._next(prompt, grammar, temperature, max_tokens, stop, stop_rule, cancel, seed)
 
     def fim(self, prefix: str, suffix: str, *, max_tokens: int = 128, stop: Sequence[str] = (),
@@ -77,6 +78,6 @@ class ScriptedBackend:
     def candidates(self, prompt: str, n: int, *, max_tokens: int = 256, stop: Sequence[str] = (),
                    temperature: float = 0.6, grammar: str | None = None,
                    cancel: CancelToken | None = None, stop_rule=None,
-                   seed: int = 0) -> list[Completion]:
+                   seed: int = 0, code_first: str = "") -> list[Completion]:
         return [self._next(prompt, grammar, temperature, max_tokens, stop, stop_rule, cancel,
                            seed + i) for i in range(n)]
