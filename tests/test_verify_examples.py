@@ -53,8 +53,11 @@ def test_not_an_example(line):
 def test_multiline_call_and_parenthesised_single_value():
     docstring = ('get_row([\n      [1, 2],\n      [1, 1]\n    ], 1) == [(0, 0), (1, 0)]\n'
                  'bf("Earth", "Mercury") ==> ("Venus")\n')
-    assert _pairs(docstring, "get_row") == [("get_row([ [1, 2], [1, 1] ], 1)",
-                                              "[(0, 0), (1, 0)]")]
+    [row] = docstring_examples(docstring, "get_row")
+    assert row.call == "get_row([\n      [1, 2],\n      [1, 1]\n    ], 1)"
+    assert row.display == "get_row([ [1, 2], [1, 1] ], 1)" and row.expected == "[(0, 0), (1, 0)]"
+    spaced = docstring_examples('pad(["a  b",\n     "c"]) == "a  b c"\n', "pad")
+    assert spaced[0].call == 'pad(["a  b",\n     "c"])'  # spaces inside strings are kept
     [venus] = docstring_examples(docstring, "bf")
     assert venus.expected == '("Venus")' and venus.alternatives == ('("Venus",)',)
 
@@ -101,6 +104,21 @@ def test_gate_runs_prose_examples_as_tests(tmp_path):
     verdict = gate.verify(request, Candidate(3, "x", crashing))
     assert verdict.feedback[0] == ("TEST FAIL: example search \u2014 search([1, 2, 4]) raised "
                                    "IndexError: list index out of range")
+
+
+def test_a_call_spanning_lines_runs_as_written(tmp_path):
+    source = ('def pad(words):\n    """Join with two spaces.\n\n    pad(["a",\n         "b"]) '
+              '== "a  b"\n    """\n    return ""\n')
+    (tmp_path / "pads.py").write_text(source)
+    request = VerifyRequest("pads.py", source, symbol="pad", task="implement pad")
+    gate = _gate(tmp_path)
+    good = gate.verify(request, Candidate(1, "x", source.replace('return ""',
+                                                                 'return "  ".join(words)')))
+    assert good.passed, good.feedback
+    bad = gate.verify(request, Candidate(2, "x", source.replace('return ""',
+                                                                'return " ".join(words)')))
+    assert bad.feedback == [
+        "TEST FAIL: example pad \u2014 pad([\"a\", \"b\"]) expected \"a  b\", got 'a b'"]
 
 
 def test_float_examples_compare_with_a_tolerance(tmp_path):

@@ -38,15 +38,25 @@ _MAX_EXAMPLES = 20
 class Example:
     """One `call -> expected` check; `alternatives` are other accepted values (sources)."""
 
-    call: str
+    call: str  # exact source (a call may span lines inside its brackets)
     expected: str
     alternatives: tuple[str, ...] = ()
     line: int = 0  # 1-based line inside the docstring
     weak: bool = False
 
+    @property
+    def display(self) -> str:
+        """The call on one line, for feedback."""
+        return one_line(self.call)
+
     def as_record(self) -> dict[str, object]:
-        return {"call": self.call, "expected": [self.expected, *self.alternatives],
-                "line": self.line}
+        return {"call": self.call, "display": self.display, "want": one_line(self.expected),
+                "expected": [self.expected, *self.alternatives], "line": self.line}
+
+
+def one_line(source: str) -> str:
+    """`source` with its line breaks (and the indentation around them) as single spaces."""
+    return re.sub(r"[ \t]*\n\s*", " ", source)
 
 
 def docstring_examples(docstring: str, name: str) -> list[Example]:
@@ -88,8 +98,7 @@ def _example_at(text: str, start: int, open_paren: int, name: str) -> Example | 
         return None
     expected, alternatives = value
     line = text.count("\n", 0, start) + 1
-    return Example(" ".join(call.split()) if "\n" in call else call, expected, alternatives,
-                   line, weak=op in _WEAK)
+    return Example(call, expected, alternatives, line, weak=op in _WEAK)
 
 
 def _value_at(text: str, start: int, line_end: int, *, weak: bool
@@ -156,8 +165,6 @@ def _literal_token(text: str, start: int) -> tuple[str, int] | None:
     if end is None:
         return None
     source = text[i:end]
-    if "\n" in source:
-        source = " ".join(source.split())
     try:
         ast.literal_eval(source)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
@@ -168,7 +175,7 @@ def _literal_token(text: str, start: int) -> tuple[str, int] | None:
 
 def _literal_call(call: str, name: str) -> bool:
     try:
-        node = ast.parse(" ".join(call.split()), mode="eval").body
+        node = ast.parse(call, mode="eval").body
     except SyntaxError:
         return False
     if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)

@@ -230,11 +230,11 @@ for example in examples:
     try:
         got = eval(compile(example["call"], "<docstring example>", "eval"), dict(vars(module)))
     except BaseException as exc:
-        results.append({"source": example["call"], "error": "%s: %s" % (type(exc).__name__, exc),
-                        "kind": "example"})
+        results.append({"source": example["display"],
+                        "error": "%s: %s" % (type(exc).__name__, exc), "kind": "example"})
         continue
     if not any(same(got, want) for want in wants):
-        results.append({"source": example["call"], "want": example["expected"][0],
+        results.append({"source": example["display"], "want": example["want"],
                         "got": repr(got), "kind": "example"})
 results.append({"attempted": attempted})
 emit()
