@@ -90,6 +90,11 @@ def test_fim_falls_back_and_structure_stops(server: str) -> None:
     assert backend._has_infill is False  # llama_cpp.server has no /infill: prefix completion
     assert result.text.strip() and "def main" not in result.text
     assert result.finish_reason in ("structure", "stop", "length")
+    # samples with a suffix are infills too, falling back the same way
+    samples = backend.candidates(prefix, 2, max_tokens=48, temperature=0.7,
+                                 suffix="\n\ndef main():\n    pass\n",
+                                 stop_rule=stop_rule_for("python", prefix))
+    assert samples and all("def main" not in sample.text for sample in samples)
 
 
 def test_cancel_and_candidates(server: str) -> None:

@@ -104,6 +104,28 @@ def test_implements_a_stub_first_try(tmp_path):
     assert call["n"] == 1 and call["prompt_tokens"] > 0
 
 
+def test_a_model_with_fim_tokens_fills_the_body_between_prefix_and_suffix(tmp_path):
+    engine, backend = make_engine(tmp_path, [BAD, GOOD, GOOD], candidates=3)
+    backend.fim_template = "qwen"
+    result = engine.implement(Task(path="calc.py", symbol="double", intent="edit"))
+    assert result.status == "verified"
+    after_body = CALC[CALC.index("\n\ndef quadruple"):]
+    body_calls = [c for c in backend.calls if c.max_tokens > 16]
+    # the file-alone call, the context prompt's greedy call and its sample: all infills
+    assert len(body_calls) == 3
+    assert all(c.suffix == after_body and c.code_first == "#" for c in body_calls)
+    assert all(c["suffix_tokens"] == backend.count_tokens(after_body)
+               for c in result.model_calls if c["state"] == "GENERATE")
+
+
+def test_a_model_without_fim_tokens_completes_the_prefix_alone(tmp_path):
+    engine, backend = make_engine(tmp_path, [GOOD], candidates=3)
+    result = engine.implement(Task(path="calc.py", symbol="double", intent="edit"))
+    assert result.status == "verified"
+    assert all(c.suffix is None for c in backend.calls)
+    assert all(c["suffix_tokens"] == 0 for c in result.model_calls)
+
+
 def test_intent_is_classified_with_a_grammar_when_not_given(tmp_path):
     engine, backend = make_engine(tmp_path, ["edit", GOOD])
     result = engine.implement(Task(path="calc.py", symbol="double",

@@ -101,6 +101,7 @@ class Backend(Protocol):
         seed: int | None = None,
         cancel: CancelToken | None = None,
         stop_rule: StopRule | None = None,
+        code_first: str = "",
     ) -> Completion: ...
 
     def candidates(
@@ -116,4 +117,8 @@ class Backend(Protocol):
         stop_rule: StopRule | None = None,
         seed: int = 0,
         code_first: str = "",
-    ) -> list[Completion]: ...
+        suffix: str | None = None,
+    ) -> list[Completion]:
+        """`n` samples of `prompt`; with `suffix`, each fills in between `prompt` and `suffix`
+        with the model's FIM template (a model without one completes `prompt` alone)."""
+        ...

@@ -446,6 +446,7 @@ class LlamaCppBackend:
         seed: int | None = None,
         cancel: CancelToken | None = None,
         stop_rule: StopRule | None = None,
+        code_first: str = "",
     ) -> Completion:
         """Fill in between `prefix` and `suffix` with the model's FIM template, or complete the
         prefix alone (stopping where the suffix's first line begins) when it has none."""
@@ -458,15 +459,20 @@ class LlamaCppBackend:
                     stops.append("\n" + line)
                 result = self.complete(prefix, max_tokens=max_tokens, stop=stops,
                                        temperature=temperature, seed=seed, cancel=cancel,
-                                       stop_rule=stop_rule)
+                                       stop_rule=stop_rule, code_first=code_first)
                 return result
-            prefix, suffix, truncated = self._fit_fim(prefix, suffix, max_tokens)
+            prompt, truncated = self._fim_prompt(template, prefix, suffix, max_tokens)
             stops.extend(template.stop_strings())
-            result = self.complete(template.format(prefix, suffix), max_tokens=max_tokens,
-                                   stop=stops, temperature=temperature, seed=seed,
-                                   cancel=cancel, stop_rule=stop_rule)
+            result = self.complete(prompt, max_tokens=max_tokens, stop=stops,
+                                   temperature=temperature, seed=seed, cancel=cancel,
+                                   stop_rule=stop_rule, code_first=code_first)
             cleaned = strip_sentinels(result.text, template.sentinels)
             return replace(result, text=cleaned, truncated=result.truncated or truncated)
+
+    def _fim_prompt(self, template: FimTemplate, prefix: str, suffix: str,
+                    max_tokens: int) -> tuple[str, bool]:
+        prefix, suffix, truncated = self._fit_fim(prefix, suffix, max_tokens)
+        return template.format(prefix, suffix), truncated
 
     def _fit_fim(self, prefix: str, suffix: str, max_tokens: int) -> tuple[str, str, bool]:
         """Keep the prefix's end and the suffix's start within the context (lines dropped)."""
@@ -503,21 +509,34 @@ class LlamaCppBackend:
         stop_rule: StopRule | None = None,
         seed: int = 0,
         code_first: str = "",
+        suffix: str | None = None,
     ) -> list[Completion]:
         """`n` samples of one prompt (seeds seed..seed+n-1); the prompt is evaluated once and
-        reused from the KV cache by the other samples. Identical texts are merged (`votes`)."""
+        reused from the KV cache by the other samples. Identical texts are merged (`votes`).
+        With `suffix` and a FIM template, the samples fill in between prompt and suffix."""
         results: list[Completion] = []
         with self._lock:
+            template = self.fim_template if suffix is not None else None
+            fim_truncated = False
+            stops = list(stop)
+            if template is not None:
+                prompt, fim_truncated = self._fim_prompt(template, prompt, suffix or "",
+                                                         max_tokens)
+                stops.extend(template.stop_strings())
             tokens, max_tokens, truncated = self.fit_prompt(prompt, max_tokens)
             for index in range(n):
                 if cancel is not None and cancel.cancelled:
                     break
-                result = self._generate(tokens, max_tokens=max_tokens, stop=stop,
+                result = self._generate(tokens, max_tokens=max_tokens, stop=stops,
                                         temperature=temperature, seed=seed + index,
                                         grammar=grammar, cancel=cancel, stop_rule=stop_rule,
-                                        truncated=truncated, code_first=code_first)
+                                        truncated=truncated or fim_truncated,
+                                        code_first=code_first)
                 if result.finish_reason == "cancelled":
                     break
+                if template is not None:
+                    result = replace(result, text=strip_sentinels(result.text,
+                                                                  template.sentinels))
                 results.append(result)
         return merge_identical(results)
 

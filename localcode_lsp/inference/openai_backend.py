@@ -232,6 +232,7 @@ class OpenAIBackend:
         seed: int | None = None,
         cancel: CancelToken | None = None,
         stop_rule: StopRule | None = None,
+        code_first: str = "",
     ) -> Completion:
         """`/infill` when the server has it, else the FIM template, else prefix completion."""
         if self._has_infill is not False:
@@ -242,6 +243,8 @@ class OpenAIBackend:
                 payload["stop"] = list(stop)
             if seed is not None:
                 payload["seed"] = seed
+            if code_first:
+                payload["grammar"] = code_first_grammar(code_first)
             try:
                 result = self._stream("/infill", payload, cancel, stop_rule, lambda e: e)
                 self._has_infill = True
@@ -259,10 +262,11 @@ class OpenAIBackend:
                 stops.append("\n" + line)
             return self.complete(prefix, max_tokens=max_tokens, stop=stops,
                                  temperature=temperature, seed=seed, cancel=cancel,
-                                 stop_rule=stop_rule)
+                                 stop_rule=stop_rule, code_first=code_first)
         result = self.complete(template.format(prefix, suffix), max_tokens=max_tokens,
                                stop=stops + template.stop_strings(), temperature=temperature,
-                               seed=seed, cancel=cancel, stop_rule=stop_rule)
+                               seed=seed, cancel=cancel, stop_rule=stop_rule,
+                               code_first=code_first)
         return replace(result, text=strip_sentinels(result.text, template.sentinels))
 
     def candidates(
@@ -278,15 +282,23 @@ class OpenAIBackend:
         stop_rule: StopRule | None = None,
         seed: int = 0,
         code_first: str = "",
+        suffix: str | None = None,
     ) -> list[Completion]:
-        """`n` sequential samples (servers with a prompt cache reuse the prefix); merged."""
+        """`n` sequential samples (servers with a prompt cache reuse the prefix); merged.
+        With `suffix`, each is an infill (`fim`; a grammar does not apply there)."""
         results = []
         for index in range(n):
             if cancel is not None and cancel.cancelled:
                 break
-            result = self.complete(prompt, max_tokens=max_tokens, stop=stop,
-                                   temperature=temperature, seed=seed + index, grammar=grammar,
-                                   cancel=cancel, stop_rule=stop_rule, code_first=code_first)
+            if suffix is not None and not grammar:
+                result = self.fim(prompt, suffix, max_tokens=max_tokens, stop=stop,
+                                  temperature=temperature, seed=seed + index, cancel=cancel,
+                                  stop_rule=stop_rule, code_first=code_first)
+            else:
+                result = self.complete(prompt, max_tokens=max_tokens, stop=stop,
+                                       temperature=temperature, seed=seed + index,
+                                       grammar=grammar, cancel=cancel, stop_rule=stop_rule,
+                                       code_first=code_first)
             if result.finish_reason == "cancelled":
                 break
             results.append(result)

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from ..cancel import Cancelled, CancelToken
-from ..context.budget import Budget, CachedCounter, Section
+from ..context.budget import Budget, CachedCounter, Section, fit_text
 from ..context.compress import digest_feedback, shorten
 from ..context.invisible import find_invisible
 from ..context.rag import ContextQuery, IndexContextProvider, gather, select
@@ -116,22 +116,38 @@ class PipelineRun:
     def call_model(self, state: State, purpose: str, sections: Sequence[Section], *, n: int = 1,
                    temperature: float = 0.0, max_tokens: int = 64, grammar: str | None = None,
                    stop: Sequence[str] = (), stop_rule: Any = None, seed: int = 0,
-                   greedy_first: bool = False, code_first: str = "") -> list[Any]:
-        """Fit the sections to their budgets, call the backend, record what the model saw."""
+                   greedy_first: bool = False, code_first: str = "",
+                   suffix: str = "") -> list[Any]:
+        """Fit the sections to their budgets, call the backend, record what the model saw.
+
+        With a `suffix` and a model that has FIM tokens, the call is an infill: the model
+        writes between the prompt and the suffix (the code after the body).
+        """
         self.cancel.raise_if_cancelled()
         prompt = self.budget.fit(sections, self.count)
-        max_tokens = max(1, min(max_tokens, self.budget.context_length - prompt.tokens - 1))
+        infill = bool(suffix) and grammar is None and bool(getattr(self.backend.info, "fim", None))
+        suffix_tokens = self.count(suffix) if infill else 0
+        max_tokens = max(1, min(max_tokens, self.budget.context_length - prompt.tokens
+                                - suffix_tokens - 1))
         started = time.monotonic()
         completions: list[Any] = []
         extra: dict[str, Any] = {"stop_rule": stop_rule} if stop_rule is not None else {}
         if code_first:
             extra["code_first"] = code_first
         if n == 1 or greedy_first:
-            completions.append(self.backend.complete(
-                prompt.text, max_tokens=max_tokens, stop=list(stop),
-                temperature=0.0 if greedy_first else temperature, seed=seed, grammar=grammar,
-                cancel=self.cancel, **extra))
+            first_temperature = 0.0 if greedy_first else temperature
+            if infill:
+                completions.append(self.backend.fim(
+                    prompt.text, suffix, max_tokens=max_tokens, stop=list(stop),
+                    temperature=first_temperature, seed=seed, cancel=self.cancel, **extra))
+            else:
+                completions.append(self.backend.complete(
+                    prompt.text, max_tokens=max_tokens, stop=list(stop),
+                    temperature=first_temperature, seed=seed, grammar=grammar,
+                    cancel=self.cancel, **extra))
         if n > len(completions):
+            if infill:
+                extra["suffix"] = suffix
             completions.extend(self.backend.candidates(
                 prompt.text, n - len(completions), max_tokens=max_tokens, stop=list(stop),
                 temperature=temperature, grammar=grammar, cancel=self.cancel, seed=seed + 1,
@@ -142,6 +158,7 @@ class PipelineRun:
             "purpose": purpose,
             "sections": prompt.describe(),
             "prompt_tokens": prompt.tokens,
+            "suffix_tokens": suffix_tokens,
             "evaluated_tokens": sum(int(getattr(c, "evaluated_tokens", 0) or 0)
                                     for c in completions),
             "completion_tokens": sum(int(getattr(c, "completion_tokens", 0) or 0)
@@ -438,6 +455,15 @@ class PipelineRun:
         summary = getattr(self.engine, "session_summary", None)
         return summary.render() if summary is not None else ""
 
+    def _fim_suffix(self, target: FunctionTarget) -> str:
+        """The code after the body, its head cut to a third of the code budget (at most 512
+        tokens): what a FIM model sees after the hole. "" for a model without FIM tokens."""
+        if not getattr(self.backend.info, "fim", None) or not target.suffix.strip():
+            return ""
+        cap = min(512, self.budget.pools["code"] // 3)
+        text, _ = fit_text(target.suffix, cap, self.count, keep="head")
+        return text
+
     def generate(self) -> tuple[str, str]:
         if self.intent == "explain":
             return self._explain()
@@ -462,6 +488,7 @@ class PipelineRun:
                   phase="start")
         stop_rule = BodyStop(target.def_indent)
         marker = comment_marker(target.path)  # the body starts with code, not `# TODO`
+        suffix = self._fim_suffix(target)
         completions = []
         if n > 1 and self._plain_variant(target, feedback):
             # The file exactly as it is, greedy: what a plain completion of a stub would write.
@@ -471,12 +498,13 @@ class PipelineRun:
                 State.GENERATE, f"body of {target.qualified_name} from the file alone "
                                 f"(attempt {self.attempt.number})",
                 prompts.plain_body_sections(target.prefix), n=1, temperature=0.0,
-                max_tokens=gen.max_tokens, stop_rule=stop_rule, seed=seed, code_first=marker)
+                max_tokens=gen.max_tokens, stop_rule=stop_rule, seed=seed, code_first=marker,
+                suffix=suffix)
         completions += self.call_model(
             State.GENERATE, f"body of {target.qualified_name} (attempt {self.attempt.number})",
             sections, n=n - len(completions), temperature=gen.temperature,
             max_tokens=gen.max_tokens, stop_rule=stop_rule, seed=seed, greedy_first=True,
-            code_first=marker)
+            code_first=marker, suffix=suffix)
         self.attempt.candidates = []
         seen: set[str] = set()
         for completion in completions:

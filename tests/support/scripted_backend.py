@@ -22,6 +22,8 @@ class ScriptedCall:
     grammar: str | None
     temperature: float
     max_tokens: int
+    suffix: str | None = None  # an infill's suffix
+    code_first: str = ""
 
 
 @dataclass
@@ -30,10 +32,12 @@ class ScriptedBackend:
     default: Output = ""
     on_call: Callable[[ScriptedCall], None] | None = None
     calls: list[ScriptedCall] = field(default_factory=list)
+    fim_template: str | None = None  # a name: the scripted model "has" FIM tokens
 
     @property
     def info(self) -> ModelInfo:
-        return ModelInfo(name="scripted", family="scripted", context_length=8192, fim=None)
+        return ModelInfo(name="scripted", family="scripted", context_length=8192,
+                         fim=self.fim_template)
 
     def tokenize(self, text: str) -> list[int]:
         # about one token per 4 characters, like real BPE on code
@@ -43,8 +47,9 @@ class ScriptedBackend:
         return len(self.tokenize(text))
 
     def _next(self, prompt: str, grammar: str | None, temperature: float, max_tokens: int,
-              stop: Sequence[str], stop_rule, cancel: CancelToken | None, seed) -> Completion:
-        call = ScriptedCall(prompt, grammar, temperature, max_tokens)
+              stop: Sequence[str], stop_rule, cancel: CancelToken | None, seed,
+              suffix: str | None = None, code_first: str = "") -> Completion:
+        call = ScriptedCall(prompt, grammar, temperature, max_tokens, suffix, code_first)
         self.calls.append(call)
         if self.on_call is not None:
             self.on_call(call)
@@ -68,16 +73,19 @@ class ScriptedBackend:
                  temperature: float = 0.0, seed: int | None = None, grammar: str | None = None,
                  cancel: CancelToken | None = None, stop_rule=None,
                  code_first: str = "") -> Completion:
-        return self._next(prompt, grammar, temperature, max_tokens, stop, stop_rule, cancel, seed)
+        return self._next(prompt, grammar, temperature, max_tokens, stop, stop_rule, cancel, seed,
+                          code_first=code_first)
 
     def fim(self, prefix: str, suffix: str, *, max_tokens: int = 128, stop: Sequence[str] = (),
             temperature: float = 0.0, seed: int | None = None, cancel: CancelToken | None = None,
-            stop_rule=None) -> Completion:
-        return self._next(prefix, None, temperature, max_tokens, stop, stop_rule, cancel, seed)
+            stop_rule=None, code_first: str = "") -> Completion:
+        return self._next(prefix, None, temperature, max_tokens, stop, stop_rule, cancel, seed,
+                          suffix, code_first)
 
     def candidates(self, prompt: str, n: int, *, max_tokens: int = 256, stop: Sequence[str] = (),
                    temperature: float = 0.6, grammar: str | None = None,
                    cancel: CancelToken | None = None, stop_rule=None,
-                   seed: int = 0, code_first: str = "") -> list[Completion]:
+                   seed: int = 0, code_first: str = "",
+                   suffix: str | None = None) -> list[Completion]:
         return [self._next(prompt, grammar, temperature, max_tokens, stop, stop_rule, cancel,
-                           seed + i) for i in range(n)]
+                           seed + i, suffix, code_first) for i in range(n)]
