@@ -30,6 +30,7 @@ _OPERATOR = re.compile(
     + "|".join(re.escape(op) + (r"\b" if op[-1].isalpha() else "") for op in _STRONG + _WEAK)
     + r")[ \t]*")
 _CLEAN_REST = re.compile(r"^\s*(?:[.,;:!]?\s*(?:#.*|\(.*\)\s*[.,;]?)?)?$")
+_BARE_TOKEN = re.compile(r"-?(?:\d[\d_]*\.?\d*(?:[eE][-+]?\d+)?|\.\d+)|[A-Za-z_]\w*")
 _WORD_VALUES = {"true": "True", "false": "False", "null": "None", "none": "None"}
 _MAX_EXAMPLES = 20
 
@@ -158,7 +159,7 @@ def _literal_token(text: str, start: int) -> tuple[str, int] | None:
     elif first in "'\"":
         end = _string_end(text, i)
     else:
-        m = re.compile(r"-?(?:\d[\d_]*\.?\d*(?:[eE][-+]?\d+)?|\.\d+)|[A-Za-z_]\w*").match(text, i)
+        m = _BARE_TOKEN.match(text, i)
         end = m.end() if m else None
         if end is not None and text[end - 1] == "." and m is not None:
             end -= 1  # `should return 16.`: the full stop ends the sentence
