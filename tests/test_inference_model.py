@@ -225,6 +225,19 @@ def test_fim_falls_back_to_prefix_completion(backend: LlamaCppBackend) -> None:
     assert result.prompt_tokens == len(backend.tokenize(BODY_PROMPT, add_bos=True))
 
 
+def test_samples_with_a_suffix_stop_where_it_begins(backend: LlamaCppBackend) -> None:
+    prompt = "first = 1\nsecond = 2\nthird = 3\n"
+    plain = backend.candidates(prompt, 1, max_tokens=48, temperature=0.0)[0].text
+    later = [line for line in plain.splitlines()[1:] if len(line.strip()) >= 4
+             and not line[:1].isspace()]
+    if not later:
+        pytest.skip(f"the model wrote no second top-level line: {plain!r}")
+    # without FIM tokens the suffix is not seen, but its first line ends the sample, as in `fim`
+    cut = backend.candidates(prompt, 1, max_tokens=48, temperature=0.0,
+                             suffix="\n" + later[0] + "\n")[0].text
+    assert "\n" + later[0] not in cut and plain.startswith(cut)
+
+
 def test_context_overflow_truncates_on_a_line(backend: LlamaCppBackend) -> None:
     huge = "".join(f"value_{i} = {i} * 2\n" for i in range(700)) + "total = value_1 +"
     assert backend.count_tokens(huge) > 2048

@@ -120,5 +120,6 @@ class Backend(Protocol):
         suffix: str | None = None,
     ) -> list[Completion]:
         """`n` samples of `prompt`; with `suffix`, each fills in between `prompt` and `suffix`
-        with the model's FIM template (a model without one completes `prompt` alone)."""
+        like `fim` (a model without a FIM template completes `prompt`, stopping where the
+        suffix's first line begins)."""
         ...

@@ -513,7 +513,7 @@ class LlamaCppBackend:
     ) -> list[Completion]:
         """`n` samples of one prompt (seeds seed..seed+n-1); the prompt is evaluated once and
         reused from the KV cache by the other samples. Identical texts are merged (`votes`).
-        With `suffix` and a FIM template, the samples fill in between prompt and suffix."""
+        With `suffix`, the samples fill in between prompt and suffix like `fim`."""
         results: list[Completion] = []
         with self._lock:
             template = self.fim_template if suffix is not None else None
@@ -523,6 +523,10 @@ class LlamaCppBackend:
                 prompt, fim_truncated = self._fim_prompt(template, prompt, suffix or "",
                                                          max_tokens)
                 stops.extend(template.stop_strings())
+            elif suffix is not None:
+                line = suffix_stop_line(suffix)  # as `fim` does without a template
+                if line is not None:
+                    stops.append("\n" + line)
             tokens, max_tokens, truncated = self.fit_prompt(prompt, max_tokens)
             for index in range(n):
                 if cancel is not None and cancel.cancelled:

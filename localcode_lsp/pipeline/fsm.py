@@ -120,12 +120,12 @@ class PipelineRun:
                    suffix: str = "") -> list[Any]:
         """Fit the sections to their budgets, call the backend, record what the model saw.
 
-        With a `suffix` and a model that has FIM tokens, the call is an infill: the model
-        writes between the prompt and the suffix (the code after the body).
+        With a `suffix` (only for a model with FIM tokens: see `_fim_suffix`), the call is an
+        infill: the model writes between the prompt and the suffix (the code after the body).
         """
         self.cancel.raise_if_cancelled()
         prompt = self.budget.fit(sections, self.count)
-        infill = bool(suffix) and grammar is None and bool(getattr(self.backend.info, "fim", None))
+        infill = bool(suffix) and grammar is None
         suffix_tokens = self.count(suffix) if infill else 0
         max_tokens = max(1, min(max_tokens, self.budget.context_length - prompt.tokens
                                 - suffix_tokens - 1))
