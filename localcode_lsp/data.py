@@ -207,3 +207,12 @@ class Result:
     @property
     def ok(self) -> bool:
         return self.status in ("verified", "applied", "explained")
+
+    def untested_note(self) -> str:
+        """`not tested: no tests found for f (checked: parse, lint, review)` for each verified
+        step that no test or docstring example covered; "" when all were tested."""
+        notes = []
+        for entry in self.stats.get("untested", []):
+            checked = ", ".join(entry.get("checked", [])) or "nothing"
+            notes.append(f"not tested: {entry['reason']} (checked: {checked})")
+        return "; ".join(notes)

@@ -126,6 +126,20 @@ def test_a_model_without_fim_tokens_completes_the_prefix_alone(tmp_path):
     assert all(c["suffix_tokens"] == 0 for c in result.model_calls)
 
 
+def test_a_change_no_test_covered_says_so(tmp_path):
+    engine, _ = make_engine(tmp_path, [GOOD])
+    result = engine.implement(Task(path="calc.py", symbol="double", intent="edit"))
+    assert "untested" not in result.stats and result.message == "Verified change to calc.py"
+    engine, _ = make_engine(tmp_path, [GOOD], check=lambda body: [])
+    engine.gate.tests_skipped = "no tests found for double"
+    result = engine.implement(Task(path="calc.py", symbol="double", intent="edit"))
+    assert result.status == "verified"
+    assert result.stats["untested"] == [{"symbol": "double", "reason": "no tests found for double",
+                                         "checked": ["parse"]}]
+    assert result.message == ("Verified change to calc.py; not tested: no tests found for double "
+                              "(checked: parse)")
+
+
 def test_intent_is_classified_with_a_grammar_when_not_given(tmp_path):
     engine, backend = make_engine(tmp_path, ["edit", GOOD])
     result = engine.implement(Task(path="calc.py", symbol="double",

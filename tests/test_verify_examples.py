@@ -3,6 +3,7 @@ correctness rules only (real ruff and the real doctest runner)."""
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from localcode_lsp.config import Config, VerificationConfig
 from localcode_lsp.data import Candidate
 from localcode_lsp.verify import Gate, VerifyRequest
-from localcode_lsp.verify.examples import docstring_examples
+from localcode_lsp.verify.examples import Parameter, docstring_examples, function_parameters
 from localcode_lsp.verify.lint import has_ruff_config, ruff_rule_args
 from localcode_lsp.workspace import Workspace
 
@@ -68,6 +69,71 @@ def test_weak_equals_that_disagree_in_type_are_definitions():
     assert docstring_examples(docstring, "tri") == []
     strong = docstring + "    tri(0) == [1]\n"
     assert _pairs(strong, "tri") == [("tri(0)", "[1]")]
+
+
+def _params(signature: str) -> tuple[Parameter, ...]:
+    node = ast.parse(f"def f({signature}): pass").body[0]
+    assert isinstance(node, ast.FunctionDef)
+    return function_parameters(node)
+
+
+def _named(docstring: str, name: str, signature: str) -> list[tuple[str, str]]:
+    return [(e.call, e.expected) for e in docstring_examples(docstring, name, _params(signature))]
+
+
+def test_input_output_blocks_become_calls_in_parameter_order():
+    docstring = ("Example 1:\n\n    Input: arr = [-3, -4, 5], k = 3\n    Output: [-4, -3, 5]\n\n"
+                 "Example 2:\n    Input: k = 2, arr = [4, -4, 4]\n\n    Output: [4, 4]\n"
+                 "    Explanation: the two largest.\n")
+    assert _named(docstring, "maximum", "arr, k") == [
+        ("maximum([-3, -4, 5], 3)", "[-4, -3, 5]"), ("maximum([4, -4, 4], 2)", "[4, 4]")]
+    bare = "Input: [4,2,3]\nOutput: [2, 1]  # the smallest even value\nInput: []\nOutput: []\n"
+    assert _named(bare, "pluck", "arr") == [("pluck([4,2,3])", "[2, 1]"), ("pluck([])", "[]")]
+    assert _named("Input: 1, 2\nOutput: 3\n", "add", "a, b") == [("add(1, 2)", "3")]
+
+
+def test_for_sentences_take_the_value_after_the_last_result_phrase():
+    docstring = ('For s = "abcde", c = "ae", the result should be (\'bcd\',False)\n'
+                 'For s = "abcdef", c = "b"  the result should be (\'acdef\',False)\n'
+                 'For N = 1000, the sum of digits will be 1 the output should be "1".\n')
+    assert _named(docstring, "reverse_delete", "s, c") == [
+        ('reverse_delete("abcde", "ae")', "(\'bcd\',False)"),
+        ('reverse_delete("abcdef", "b")', "(\'acdef\',False)")]
+    assert _named(docstring, "solve", "N") == [("solve(1000)", '"1"')]
+
+
+def test_named_arguments_skip_gaps_by_keyword_and_respect_positional_only():
+    docstring = "Input: text = 'a b', sep = ','\nOutput: 'a b'\n"
+    assert _named(docstring, "split", "text, limit=2, sep=' '") == [
+        ("split('a b', sep=',')", "'a b'")]
+    assert _named(docstring, "split", "text, /, limit=2, *, sep=' '") == [
+        ("split('a b', sep=',')", "'a b'")]
+    assert _named(docstring, "split", "text, sep, /") == [("split('a b', ',')", "'a b'")]
+    # after the gap `sep` would need its name, which a positional-only parameter has not
+    assert _named(docstring, "split", "text, limit=2, sep=' ', /") == []
+    assert _named("Input: 'a b'\nOutput: 'a b'\n", "split", "*, text") == []
+
+
+@pytest.mark.parametrize(("docstring", "signature"), [
+    ("Input: arr = [1], n = 2\nOutput: [1]\n", "arr, k"),  # `n` is no parameter
+    ("Input: arr = [1]\nOutput: [1]\n", "arr, k"),  # required `k` missing
+    ("Input: [1]\nOutput: [1]\n", "arr, k"),  # too few values
+    ("Input: [1]\n\nThen something else.\nOutput: [1]\n", "arr"),  # Output is not next
+    ("Input: [1]\nOutput: a sorted list\n", "arr"),  # prose value
+    ("Input: [1] and more\nOutput: [1]\n", "arr"),  # prose after the input
+    ("Input: true\nOutput: 1\n", "flag"),  # a prose word, not an argument
+    ("Input: [1]\nOutput: [1]\n", "*values"),  # *args: a name could mean anything
+    ("For i = 0 the result should be 1\n", "n"),  # a loop variable, not a parameter
+    ("For n = 3 we compute 1 + 2 = 3\n", "n"),  # a derivation, no result phrase
+    ("For n = 3 it returns 6 because 1 + 2 + 3 = 6\n", "n"),  # the value does not end it
+])
+def test_not_a_named_argument_example(docstring, signature):
+    assert _named(docstring, "f", signature) == []
+
+
+def test_the_same_example_in_two_forms_counts_once():
+    docstring = "f(2) == 4\nInput: 2\nOutput: 4\nFor x = 2 the output should be 4\n"
+    assert _named(docstring, "f", "x") == [("f(2)", "4")]
 
 
 SOURCE = '''def search(lst):
@@ -159,3 +225,32 @@ def test_ruff_config_lookup_stops_at_the_workspace_root(tmp_path):
     assert not has_ruff_config(project, "pkg/mod.py")
     (project / "pkg" / ".ruff.toml").write_text("")
     assert has_ruff_config(project, "pkg/mod.py")
+
+
+def test_gate_runs_input_output_examples_with_the_target_parameters(tmp_path):
+    source = ('def maximum(arr, k):\n    """The k largest, sorted.\n\n'
+              '    Input: arr = [-3, -4, 5], k = 3\n    Output: [-4, -3, 5]\n\n'
+              '    For arr = [4, -4, 4], k = 2 the output should be [4, 4]\n    """\n'
+              '    return []\n')
+    (tmp_path / "tops.py").write_text(source)
+    request = VerifyRequest("tops.py", source, symbol="maximum", task="implement maximum")
+    gate = _gate(tmp_path)
+    good = gate.verify(request, Candidate(1, "x", source.replace(
+        "return []", "return sorted(sorted(arr)[len(arr) - k:])")))
+    assert good.passed, good.feedback
+    assert good.gates[-1].details["examples"] == 2
+    bad = gate.verify(request, Candidate(2, "x", source.replace("return []",
+                                                                "return sorted(arr)[:k]")))
+    assert bad.feedback == [
+        "TEST FAIL: example maximum \u2014 maximum([4, -4, 4], 2) expected [4, 4], got [-4, 4]"]
+
+
+def test_examples_of_an_async_function_compare_the_awaited_value(tmp_path):
+    source = 'async def double(x):\n    """double(3) == 6"""\n    return 0\n'
+    (tmp_path / "aio.py").write_text(source)
+    request = VerifyRequest("aio.py", source, symbol="double", task="implement double")
+    gate = _gate(tmp_path)
+    assert gate.verify(request, Candidate(1, "x", source.replace("return 0",
+                                                                 "return x * 2"))).passed
+    wrong = gate.verify(request, Candidate(2, "x", source.replace("return 0", "return x")))
+    assert wrong.feedback == ["TEST FAIL: example double \u2014 double(3) expected 6, got 3"]

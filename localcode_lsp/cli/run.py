@@ -158,6 +158,9 @@ def run(args: argparse.Namespace) -> int:
     elif result.patches and (args.yes or args.dry_run):
         ui.say(console, "Here's the diff:")
         ui.print_diff(console, result.patches)
+    note = result.untested_note()
+    if note and result.patches and not refused:
+        ui.say(console, f"Note: {note}", "yellow")
     if refused:
         ui.say(console, f"Not applied: {refused}", "bold red")
     elif applied:

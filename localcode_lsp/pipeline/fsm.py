@@ -666,6 +666,14 @@ class PipelineRun:
                          f"{len(self.attempt.feedback)} feedback lines")
 
     def _accept(self, winner: Candidate) -> tuple[str, str]:
+        verdict = next((v for v in reversed(self.result.verdicts)
+                        if v.candidate_id == winner.id), None)
+        name = "new code" if self.new_code is not None else self.steps[self.step].qualified_name
+        reason = untested_reason(verdict) if verdict is not None else ""
+        if reason:  # "verified" must not hide that no test or example ran
+            self.result.stats.setdefault("untested", []).append({
+                "symbol": name, "reason": reason,
+                "checked": [g.gate for g in verdict.gates if not g.skipped]})
         if self.new_code is not None:
             self.working[self.new_code.path] = winner.file_text
             return "passed", f"Candidate {winner.id} verified"
@@ -705,6 +713,9 @@ class PipelineRun:
         self.result.status = "verified"
         changed = ", ".join(p.path for p in self.result.patches)
         self.result.message = f"Verified change to {changed}"
+        note = self.result.untested_note()
+        if note:
+            self.result.message += f"; {note}"
 
     def fail(self) -> None:
         if self.best is not None:
@@ -719,6 +730,14 @@ class PipelineRun:
             self.result.status = "no_candidate"
             self.result.message = self.result.message or "No verified candidate"
         self.result.patches = []
+
+
+def untested_reason(verdict: Verdict) -> str:
+    """Why no test or docstring example checked a passing candidate ("" when some did)."""
+    tests = next((g for g in verdict.gates if g.gate == "test"), None)
+    if tests is None:
+        return "the test gate did not run"
+    return tests.skipped
 
 
 def comment_marker(path: str) -> str:

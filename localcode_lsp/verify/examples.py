@@ -13,12 +13,23 @@ reject every correct candidate, while a missed one only costs a check. Arguments
 be Python literals (`ast.literal_eval`); anything else (names, arithmetic, prose) is skipped.
 A bare `=` is weak evidence (docstrings also use it for definitions like `tri(1) = 3`): those
 examples are dropped when their values disagree in type with the others.
+
+Given the function's parameters, two forms that name the arguments instead of writing a call
+count as well (the call is built from them, in parameter order):
+
+    Input: arr = [-3, -4, 5], k = 3          Input: [4, 2, 3]
+    Output: [-4, -3, 5]                      Output: [2, 1]
+
+    For s = "abcde", c = "ae", the result should be ('bcd', False)
+
+Every name must be a parameter and every required parameter must be given.
 """
 
 from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 # Longest first, so that `==>` is not read as `==` followed by `>`.
@@ -33,6 +44,31 @@ _CLEAN_REST = re.compile(r"^\s*(?:[.,;:!]?\s*(?:#.*|\(.*\)\s*[.,;]?)?)?$")
 _BARE_TOKEN = re.compile(r"-?(?:\d[\d_]*\.?\d*(?:[eE][-+]?\d+)?|\.\d+)|[A-Za-z_]\w*")
 _WORD_VALUES = {"true": "True", "false": "False", "null": "None", "none": "None"}
 _MAX_EXAMPLES = 20
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One parameter of the target: how it may be passed, whether it must be."""
+
+    name: str
+    required: bool = True
+    positional: bool = True
+    keyword: bool = True
+
+
+def function_parameters(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[Parameter, ...]:
+    """The parameters of a parsed function; () when it also takes `*args` or `**kwargs` (a
+    named argument could then mean anything)."""
+    args = node.args
+    if args.vararg is not None or args.kwarg is not None:
+        return ()
+    positional = [*args.posonlyargs, *args.args]
+    first_default = len(positional) - len(args.defaults)
+    params = [Parameter(a.arg, required=i < first_default, keyword=a not in args.posonlyargs)
+              for i, a in enumerate(positional)]
+    params += [Parameter(a.arg, required=default is None, positional=False)
+               for a, default in zip(args.kwonlyargs, args.kw_defaults, strict=True)]
+    return tuple(params)
 
 
 @dataclass(frozen=True)
@@ -60,25 +96,202 @@ def one_line(source: str) -> str:
     return re.sub(r"[ \t]*\n\s*", " ", source)
 
 
-def docstring_examples(docstring: str, name: str) -> list[Example]:
-    """The checks `docstring` states about function `name` (its bare name)."""
+def docstring_examples(docstring: str, name: str,
+                       parameters: Sequence[Parameter] = ()) -> list[Example]:
+    """The checks `docstring` states about function `name` (its bare name); with its
+    `parameters`, also the `Input:`/`Output:` and `For x = ..., the result should be` forms."""
     if not docstring or not name.isidentifier():
         return []
     found: list[Example] = []
     seen: set[str] = set()
+    if parameters:
+        for example in _named_argument_examples(docstring, name, parameters):
+            key = _call_key(example.call)
+            if key not in seen and len(found) < _MAX_EXAMPLES:
+                seen.add(key)
+                found.append(example)
     for match in re.finditer(rf"(?<![\w.]){re.escape(name)}\s*\(", docstring):
         start = match.start()
         line_start = docstring.rfind("\n", 0, start) + 1
         if docstring[line_start:start].lstrip().startswith((">>>", "...")):
             continue  # doctest's own syntax: doctest runs it
-        example = _example_at(docstring, start, match.end() - 1, name)
-        if example is None or example.call in seen:
-            continue
-        seen.add(example.call)
-        found.append(example)
         if len(found) >= _MAX_EXAMPLES:
             break
+        example = _example_at(docstring, start, match.end() - 1, name)
+        if example is None or _call_key(example.call) in seen:
+            continue
+        seen.add(_call_key(example.call))
+        found.append(example)
+    found.sort(key=lambda e: e.line)
     return _consistent(found)
+
+
+def _call_key(call: str) -> str:
+    """One spelling of a call, so the same example in two forms counts once."""
+    try:
+        return ast.unparse(ast.parse(call, mode="eval"))
+    except (SyntaxError, ValueError, RecursionError):
+        return call
+
+
+_INPUT = re.compile(r"^[ \t]*(?:[-*][ \t]*)?input[ \t]*:[ \t]*", re.IGNORECASE | re.MULTILINE)
+_OUTPUT_LINE = re.compile(r"\n(?:[ \t]*\n)*[ \t]*(?:[-*][ \t]*)?output[ \t]*:[ \t]*",
+                          re.IGNORECASE)
+_FOR = re.compile(r"(?<![\w.])for[ \t]+(?=[A-Za-z_]\w*[ \t]*=(?!=))", re.IGNORECASE)
+# What may introduce the value in a `For x = ...` sentence; the last one on the line counts.
+_FOR_RESULT = re.compile(
+    r"(?:(?:the[ \t]+)?(?:output|result|answer|return[ \t]+value)[ \t]+"
+    r"(?:should[ \t]+be|will[ \t]+be|is)|should[ \t]+return|should[ \t]+be|returns|"
+    r"==>|=>|->|==|\u279e|\u2192)[ \t]*:?[ \t]*", re.IGNORECASE)
+_ASSIGNMENT = re.compile(r"[ \t]*([A-Za-z_]\w*)[ \t]*=(?!=)[ \t]*")
+_ARGUMENT_GLUE = re.compile(r"[ \t]*(?:,|and\b)[ \t]*")
+_COMMA = re.compile(r"[ \t]*,[ \t]*")
+
+
+def _named_argument_examples(docstring: str, name: str,
+                             parameters: Sequence[Parameter]) -> list[Example]:
+    found: list[Example] = []
+    for match in _INPUT.finditer(docstring):
+        example = _input_output_at(docstring, match.end(), name, parameters)
+        if example is not None:
+            found.append(example)
+    for match in _FOR.finditer(docstring):
+        example = _for_sentence_at(docstring, match.end(), name, parameters)
+        if example is not None:
+            found.append(example)
+    return found
+
+
+def _input_output_at(text: str, start: int, name: str,
+                     parameters: Sequence[Parameter]) -> Example | None:
+    """`Input: <arguments>` and, on the next non-blank line, `Output: <value>`."""
+    parsed = _assignments(text, start)
+    if parsed is not None:
+        given, end = parsed
+        arguments = _arguments(given, parameters)
+    else:
+        literals = _literal_list(text, start)
+        if literals is None:
+            return None
+        values, end = literals
+        arguments = _positional_arguments(values, parameters)
+    if arguments is None or not _CLEAN_REST.match(_rest_of_line(text, end)):
+        return None
+    line_end = text.find("\n", end)
+    output = _OUTPUT_LINE.match(text, line_end) if line_end >= 0 else None  # next non-blank
+    if output is None:
+        return None
+    line_end = text.find("\n", output.end())
+    value = _value_at(text, output.end(), len(text) if line_end < 0 else line_end, weak=True)
+    if value is None:
+        return None
+    expected, alternatives = value
+    return Example(f"{name}({arguments})", expected, alternatives,
+                   text.count("\n", 0, start) + 1)
+
+
+def _for_sentence_at(text: str, start: int, name: str,
+                     parameters: Sequence[Parameter]) -> Example | None:
+    """`For a = 1, b = 2 the output should be 3`: the value after the line's last result
+    phrase, which must end the line."""
+    parsed = _assignments(text, start)
+    if parsed is None:
+        return None
+    given, end = parsed
+    arguments = _arguments(given, parameters)
+    if arguments is None:
+        return None
+    line_end = text.find("\n", end)
+    line_end = len(text) if line_end < 0 else line_end
+    phrases = list(_FOR_RESULT.finditer(text, end, line_end))
+    if not phrases:
+        return None
+    value = _value_at(text, phrases[-1].end(), line_end, weak=True)
+    if value is None:
+        return None
+    expected, alternatives = value
+    return Example(f"{name}({arguments})", expected, alternatives,
+                   text.count("\n", 0, start) + 1)
+
+
+def _assignments(text: str, start: int) -> tuple[dict[str, str], int] | None:
+    """`a = 1, b = "x" and c = [2]` at `start`: ({name: literal source}, end)."""
+    given: dict[str, str] = {}
+    position = start
+    while True:
+        assignment = _ASSIGNMENT.match(text, position)
+        if assignment is None:
+            break
+        literal = _python_literal(text, assignment.end())
+        if literal is None:
+            return None
+        name = assignment.group(1)
+        if name in given:
+            return None
+        given[name] = literal[0]
+        position = literal[1]
+        glue = _ARGUMENT_GLUE.match(text, position)
+        if glue is None or _ASSIGNMENT.match(text, glue.end()) is None:
+            break
+        position = glue.end()
+    return (given, position) if given else None
+
+
+def _literal_list(text: str, start: int) -> tuple[list[str], int] | None:
+    """`[4, 2, 3]` or `1, 2` at `start`: the literals' sources and where they end."""
+    values: list[str] = []
+    position = start
+    while True:
+        literal = _python_literal(text, position)
+        if literal is None:
+            return None
+        values.append(literal[0])
+        position = literal[1]
+        comma = _COMMA.match(text, position)
+        if comma is None or _python_literal(text, comma.end()) is None:
+            return values, position
+        position = comma.end()
+
+
+def _python_literal(text: str, start: int) -> tuple[str, int] | None:
+    """Like `_literal_token`, without prose words (`true`, `none`): an argument is code."""
+    literal = _literal_token(text, start)
+    if literal is None or literal[0].lower() in _WORD_VALUES and literal[0] not in (
+            "True", "False", "None"):
+        return None
+    return literal
+
+
+def _arguments(given: dict[str, str], parameters: Sequence[Parameter]) -> str | None:
+    """The argument list for named values: positional while the parameters come in order,
+    keywords after a gap; None when a name is unknown or a required parameter is missing."""
+    names = {p.name for p in parameters}
+    if not set(given) <= names or any(p.required and p.name not in given for p in parameters):
+        return None
+    parts: list[str] = []
+    by_keyword = False
+    for parameter in parameters:
+        if parameter.name not in given:
+            by_keyword = True
+            continue
+        if parameter.positional and not by_keyword:
+            parts.append(given[parameter.name])
+        elif parameter.keyword:
+            parts.append(f"{parameter.name}={given[parameter.name]}")
+        else:
+            return None
+    return ", ".join(parts)
+
+
+def _positional_arguments(values: list[str], parameters: Sequence[Parameter]) -> str | None:
+    """Bare values in parameter order, when their number fits the positional parameters."""
+    positional = [p for p in parameters if p.positional]
+    required = [p for p in parameters if p.required]
+    if any(not p.positional for p in required):
+        return None
+    if not len(required) <= len(values) <= len(positional):
+        return None
+    return ", ".join(values)
 
 
 def _example_at(text: str, start: int, open_paren: int, name: str) -> Example | None:

@@ -33,7 +33,7 @@ from ..inference.backend import Backend
 from ..logs import get_logger
 from ..workspace import Workspace
 from . import lint as lint_mod
-from .examples import Example, docstring_examples
+from .examples import Example, Parameter, docstring_examples, function_parameters
 from .review import review
 from .sandbox import Limits, ProcessResult, Sandbox
 from .testrun import (
@@ -329,8 +329,11 @@ class Gate:
             docstring = python_docstring(request.original_text, request.symbol)
         has_doctest = bool(docstring and ">>>" in docstring)
         # prose examples (`f(2) == 4`) of a module-level function become checks as well
-        examples = docstring_examples(docstring or "", request.symbol or "") \
-            if request.symbol and "." not in request.symbol else []
+        examples: list[Example] = []
+        if request.symbol and "." not in request.symbol:
+            examples = docstring_examples(
+                docstring or "", request.symbol,
+                python_parameters(request.original_text, request.symbol))
         if not refs and not has_doctest and not examples:
             return GateResult("test", True,
                               skipped=f"no tests found for {request.symbol or request.path}")
@@ -551,8 +554,9 @@ def bad_candidate_problem(request: VerifyRequest, candidate: Candidate) -> str:
     return ""
 
 
-def python_docstring(source: str, symbol: str) -> str | None:
-    """The docstring of `symbol` ("func" or "Class.method") in Python `source`, if any."""
+def python_definition(source: str, symbol: str
+                      ) -> ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | None:
+    """The definition of `symbol` ("func" or "Class.method") in Python `source`, if any."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -560,15 +564,29 @@ def python_docstring(source: str, symbol: str) -> str | None:
     except (SyntaxError, ValueError, RecursionError):
         return None
     scope: list[ast.stmt] = list(getattr(tree, "body", []))
-    found: ast.AST | None = None
+    found: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | None = None
     for part in symbol.split("."):
         found = next((node for node in scope
                       if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
                       and node.name == part), None)
         if found is None:
             return None
-        scope = list(getattr(found, "body", []))
-    return ast.get_docstring(found, clean=True) if found is not None else None  # type: ignore[arg-type]
+        scope = list(found.body)
+    return found
+
+
+def python_docstring(source: str, symbol: str) -> str | None:
+    """The docstring of `symbol` ("func" or "Class.method") in Python `source`, if any."""
+    found = python_definition(source, symbol)
+    return ast.get_docstring(found, clean=True) if found is not None else None
+
+
+def python_parameters(source: str, symbol: str) -> tuple[Parameter, ...]:
+    """The parameters of function `symbol` in Python `source` (() when not found)."""
+    found = python_definition(source, symbol)
+    if not isinstance(found, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return ()
+    return function_parameters(found)
 
 
 def _changed_lines(before: str, after: str) -> int:

@@ -168,7 +168,7 @@ def module_name_for(path: str) -> str:
 
 
 DOCTEST_RUNNER = r'''
-import ast, doctest, importlib, importlib.util, json, math, os, sys, traceback
+import ast, asyncio, doctest, importlib, importlib.util, inspect, json, math, os, sys, traceback
 root, rel_path, module_name, name, docstring_path = sys.argv[1:6]
 examples_path = sys.argv[6] if len(sys.argv) > 6 else ""
 with open(docstring_path, encoding="utf-8") as handle:
@@ -229,6 +229,8 @@ for example in examples:
     wants = [ast.literal_eval(source) for source in example["expected"]]
     try:
         got = eval(compile(example["call"], "<docstring example>", "eval"), dict(vars(module)))
+        if inspect.iscoroutine(got):  # an async function's example states the awaited value
+            got = asyncio.run(got)
     except BaseException as exc:
         results.append({"source": example["display"],
                         "error": "%s: %s" % (type(exc).__name__, exc), "kind": "example"})

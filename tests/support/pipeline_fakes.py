@@ -92,6 +92,7 @@ class FakeGate:
     check: Callable[[str], list[str]]
     requests: list = field(default_factory=list)
     on_verify: Callable[[Candidate], None] | None = None
+    tests_skipped: str = ""  # the test gate's skip reason: no test covered the candidate
 
     def verify(self, request, candidate: Candidate, cancel=None) -> Verdict:
         self.requests.append(request)
@@ -99,4 +100,5 @@ class FakeGate:
             self.on_verify(candidate)
         problems = self.check(candidate.text)
         return Verdict(candidate.id, [GateResult("parse", True),
-                                      GateResult("test", not problems, feedback=problems)])
+                                      GateResult("test", not problems, feedback=problems,
+                                                 skipped=self.tests_skipped)])
