@@ -607,9 +607,8 @@ class LocalcodeServer(LanguageServer):
                 reason = getattr(response, "failure_reason", None) or "no reason given"
                 message = f"localcode: the editor refused the edit ({reason})"
                 self.show(message, types.MessageType.Warning)
-            elif result.untested_note():  # applied, but nothing ran its behaviour
-                self.show(f"localcode: applied; {result.untested_note()}",
-                          types.MessageType.Info)
+            elif note := result.untested_note():  # applied, but nothing ran its behaviour
+                self.show(f"localcode: applied; {note}", types.MessageType.Info)
             return {"status": "applied" if applied else result.status, "applied": applied,
                     "message": message,
                     "files": [patch.path for patch in result.patches]}

@@ -182,12 +182,8 @@ def _input_output_at(text: str, start: int, name: str,
     if output is None:
         return None
     line_end = text.find("\n", output.end())
-    value = _value_at(text, output.end(), len(text) if line_end < 0 else line_end, weak=True)
-    if value is None:
-        return None
-    expected, alternatives = value
-    return Example(f"{name}({arguments})", expected, alternatives,
-                   text.count("\n", 0, start) + 1)
+    return _named_example(text, start, output.end(), len(text) if line_end < 0 else line_end,
+                          f"{name}({arguments})")
 
 
 def _for_sentence_at(text: str, start: int, name: str,
@@ -206,12 +202,18 @@ def _for_sentence_at(text: str, start: int, name: str,
     phrases = list(_FOR_RESULT.finditer(text, end, line_end))
     if not phrases:
         return None
-    value = _value_at(text, phrases[-1].end(), line_end, weak=True)
+    return _named_example(text, start, phrases[-1].end(), line_end, f"{name}({arguments})")
+
+
+def _named_example(text: str, start: int, value_start: int, line_end: int,
+                   call: str) -> Example | None:
+    """The example `call -> the literal at value_start`, which must end its line; `start` is
+    where the arguments begin (for the line number)."""
+    value = _value_at(text, value_start, line_end, weak=True)
     if value is None:
         return None
     expected, alternatives = value
-    return Example(f"{name}({arguments})", expected, alternatives,
-                   text.count("\n", 0, start) + 1)
+    return Example(call, expected, alternatives, text.count("\n", 0, start) + 1)
 
 
 def _assignments(text: str, start: int) -> tuple[dict[str, str], int] | None:
@@ -256,8 +258,8 @@ def _literal_list(text: str, start: int) -> tuple[list[str], int] | None:
 def _python_literal(text: str, start: int) -> tuple[str, int] | None:
     """Like `_literal_token`, without prose words (`true`, `none`): an argument is code."""
     literal = _literal_token(text, start)
-    if literal is None or literal[0].lower() in _WORD_VALUES and literal[0] not in (
-            "True", "False", "None"):
+    if literal is None or (literal[0].lower() in _WORD_VALUES
+                           and literal[0] not in ("True", "False", "None")):
         return None
     return literal
 

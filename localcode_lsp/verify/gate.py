@@ -33,7 +33,7 @@ from ..inference.backend import Backend
 from ..logs import get_logger
 from ..workspace import Workspace
 from . import lint as lint_mod
-from .examples import Example, Parameter, docstring_examples, function_parameters
+from .examples import Example, docstring_examples, function_parameters
 from .review import review
 from .sandbox import Limits, ProcessResult, Sandbox
 from .testrun import (
@@ -324,16 +324,18 @@ class Gate:
         refs = list(request.test_refs) or discover_tests(self.workspace.root, request.path)
         refs = [ref for ref in refs if (self.workspace.root / ref.split("::", 1)[0]).exists()
                 or self.workspace.document(ref.split("::", 1)[0]) is not None]
+        definition = python_definition(request.original_text, request.symbol) \
+            if request.symbol else None
         docstring = request.doctest_source
-        if docstring is None and request.symbol:
-            docstring = python_docstring(request.original_text, request.symbol)
+        if docstring is None and definition is not None:
+            docstring = ast.get_docstring(definition, clean=True)
         has_doctest = bool(docstring and ">>>" in docstring)
         # prose examples (`f(2) == 4`) of a module-level function become checks as well
         examples: list[Example] = []
         if request.symbol and "." not in request.symbol:
-            examples = docstring_examples(
-                docstring or "", request.symbol,
-                python_parameters(request.original_text, request.symbol))
+            parameters = function_parameters(definition) if isinstance(
+                definition, (ast.FunctionDef, ast.AsyncFunctionDef)) else ()
+            examples = docstring_examples(docstring or "", request.symbol, parameters)
         if not refs and not has_doctest and not examples:
             return GateResult("test", True,
                               skipped=f"no tests found for {request.symbol or request.path}")
@@ -573,20 +575,6 @@ def python_definition(source: str, symbol: str
             return None
         scope = list(found.body)
     return found
-
-
-def python_docstring(source: str, symbol: str) -> str | None:
-    """The docstring of `symbol` ("func" or "Class.method") in Python `source`, if any."""
-    found = python_definition(source, symbol)
-    return ast.get_docstring(found, clean=True) if found is not None else None
-
-
-def python_parameters(source: str, symbol: str) -> tuple[Parameter, ...]:
-    """The parameters of function `symbol` in Python `source` (() when not found)."""
-    found = python_definition(source, symbol)
-    if not isinstance(found, (ast.FunctionDef, ast.AsyncFunctionDef)):
-        return ()
-    return function_parameters(found)
 
 
 def _changed_lines(before: str, after: str) -> int:
