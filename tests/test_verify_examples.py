@@ -254,3 +254,61 @@ def test_examples_of_an_async_function_compare_the_awaited_value(tmp_path):
                                                                  "return x * 2"))).passed
     wrong = gate.verify(request, Candidate(2, "x", source.replace("return 0", "return x")))
     assert wrong.feedback == ["TEST FAIL: example double \u2014 double(3) expected 6, got 3"]
+
+
+def _renamed(docstring: str, name: str, signature: str, module: str = "") -> list[tuple[str, str]]:
+    from localcode_lsp.verify.examples import bound_names
+
+    bound = bound_names(ast.parse(module + f"\ndef {name}({signature}): pass\n"))
+    return [(e.call, e.expected)
+            for e in docstring_examples(docstring, name, _params(signature), bound)]
+
+
+def test_examples_under_an_old_name_check_the_renamed_function():
+    docstring = ("A list of letter grades.\n\n    Example:\n"
+                 "    grade_equation([4.0, 3, 1.7]) ==> ['A+', 'B', 'C-']\n"
+                 "    assert grade_equation([]) => []\n")
+    assert _renamed(docstring, "letter_grades", "grades") == [
+        ("letter_grades([4.0, 3, 1.7])", "['A+', 'B', 'C-']"), ("letter_grades([])", "[]")]
+    [example] = docstring_examples("Example:\n    old(1, 2) == 3\n", "add", _params("a, b"),
+                                   {"add", "a", "b"})
+    assert (example.call, example.line) == ("add(1, 2)", 2)
+
+
+@pytest.mark.parametrize(("docstring", "signature", "module"), [
+    # the function's own examples: any other name is another function
+    ("add(1, 2) == 3\nhelper(1) == 2\n", "a, b", ""),
+    # a helper the module defines or imports, or a builtin, is that function
+    ("helper(1, 2) == 3\n", "a, b", "def helper(a, b): return a + b\n"),
+    ("twice(1, 2) == 3\n", "a, b", "from tools import twice\n"),
+    ("sorted([2, 1]) == [1, 2]\n", "a, b=0", ""),
+    # anything may come from a star import
+    ("old(1, 2) == 3\n", "a, b", "from tools import *\n"),
+    # two unknown names: which one is this function?
+    ("old(1, 2) == 3\nolder(1, 2) == 3\n", "a, b", ""),
+    # a call that does not fit the parameters
+    ("old(1) == 3\n", "a, b", ""),
+    ("old(1, 2, 3) == 3\n", "a, b", ""),
+    ("old(1, c=2) == 3\n", "a, b", ""),
+    # `=` is how a docstring defines a mathematical function
+    ("where g(1) = 3\n", "a", ""),
+])
+def test_not_an_old_name_example(docstring, signature, module):
+    name = "add"
+    assert _renamed(docstring, name, signature, module) == (
+        [("add(1, 2)", "3")] if docstring.startswith("add(") else [])
+
+
+def test_gate_checks_an_old_name_example_against_the_target(tmp_path):
+    source = ('def evens(values):\n    """The even values.\n\n'
+              '    only_even([1, 2, 4]) ==> [2, 4]\n    """\n    return []\n')
+    (tmp_path / "nums.py").write_text(source)
+    request = VerifyRequest("nums.py", source, symbol="evens", task="implement evens")
+    gate = _gate(tmp_path)
+    good = gate.verify(request, Candidate(1, "x", source.replace(
+        "return []", "return [v for v in values if v % 2 == 0]")))
+    assert good.passed, good.feedback
+    assert good.gates[-1].details["examples"] == 1
+    bad = gate.verify(request, Candidate(2, "x", source.replace("return []", "return values")))
+    assert bad.feedback == [
+        "TEST FAIL: example evens \u2014 evens([1, 2, 4]) expected [2, 4], got [1, 2, 4]"]

@@ -23,14 +23,22 @@ count as well (the call is built from them, in parameter order):
     For s = "abcde", c = "ae", the result should be ('bcd', False)
 
 Every name must be a parameter and every required parameter must be given.
+
+A docstring that never calls its own function but shows examples of one other name that the
+module does not bind (the function was renamed, the docstring was copied) states the function's
+behaviour under the old name: `grade_equation([4.0, 3]) ==> ['A+', 'B']` in the docstring of
+`numerical_letter_grade` checks `numerical_letter_grade([4.0, 3])`. Only strong operators count
+there, and every call must fit the function's parameters.
 """
 
 from __future__ import annotations
 
 import ast
+import builtins
+import keyword
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 
 # Longest first, so that `==>` is not read as `==` followed by `>`.
 _STRONG = ("==>", "=>", "==", "->", "\u279e", "\u2192", "\u27f6", "should return", "should be",
@@ -71,6 +79,24 @@ def function_parameters(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[P
     return tuple(params)
 
 
+def bound_names(tree: ast.AST) -> set[str]:
+    """Every name `tree` binds anywhere (definitions, imports, assignments, parameters);
+    "*" when it star-imports."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
+    return names
+
+
 @dataclass(frozen=True)
 class Example:
     """One `call -> expected` check; `alternatives` are other accepted values (sources)."""
@@ -96,10 +122,12 @@ def one_line(source: str) -> str:
     return re.sub(r"[ \t]*\n\s*", " ", source)
 
 
-def docstring_examples(docstring: str, name: str,
-                       parameters: Sequence[Parameter] = ()) -> list[Example]:
+def docstring_examples(docstring: str, name: str, parameters: Sequence[Parameter] = (),
+                       bound: Collection[str] | None = None) -> list[Example]:
     """The checks `docstring` states about function `name` (its bare name); with its
-    `parameters`, also the `Input:`/`Output:` and `For x = ..., the result should be` forms."""
+    `parameters`, also the `Input:`/`Output:` and `For x = ..., the result should be` forms;
+    with the names the module `bound` as well ("*" for a star import), the examples of a
+    function's old name when the docstring shows none of its own."""
     if not docstring or not name.isidentifier():
         return []
     found: list[Example] = []
@@ -122,6 +150,8 @@ def docstring_examples(docstring: str, name: str,
             continue
         seen.add(_call_key(example.call))
         found.append(example)
+    if not found and parameters and bound is not None:
+        found = _renamed_examples(docstring, name, parameters, bound)
     found.sort(key=lambda e: e.line)
     return _consistent(found)
 
@@ -132,6 +162,60 @@ def _call_key(call: str) -> str:
         return ast.unparse(ast.parse(call, mode="eval"))
     except (SyntaxError, ValueError, RecursionError):
         return call
+
+
+_CALLED_NAME = re.compile(r"(?<![\w.])([A-Za-z_]\w*)\s*\(")
+
+
+def _renamed_examples(docstring: str, name: str, parameters: Sequence[Parameter],
+                      bound: Collection[str]) -> list[Example]:
+    """Examples of the one unbound name the docstring calls, as calls of `name`; none when
+    there are two such names (which one is the function?) or a call does not fit."""
+    if "*" in bound:
+        return []  # a star import may bind any name
+    by_name: dict[str, list[Example]] = {}
+    for match in _CALLED_NAME.finditer(docstring):
+        other = match.group(1)
+        if (other == name or other in bound or keyword.iskeyword(other)
+                or hasattr(builtins, other)):
+            continue
+        line_start = docstring.rfind("\n", 0, match.start()) + 1
+        if docstring[line_start:match.start()].lstrip().startswith((">>>", "...")):
+            continue
+        example = _example_at(docstring, match.start(), match.end() - 1, other)
+        if example is not None and not example.weak:
+            by_name.setdefault(other, []).append(example)
+    if len(by_name) != 1:
+        return []
+    [(other, examples)] = by_name.items()
+    renamed: list[Example] = []
+    seen: set[str] = set()
+    for example in examples:
+        call = name + example.call[len(other):]
+        if not _fits(call, parameters):
+            return []
+        key = _call_key(call)
+        if key not in seen and len(renamed) < _MAX_EXAMPLES:
+            seen.add(key)
+            renamed.append(replace(example, call=call))
+    return renamed
+
+
+def _fits(call: str, parameters: Sequence[Parameter]) -> bool:
+    """Whether a literal call passes every required parameter and nothing unknown."""
+    node = ast.parse(call, mode="eval").body
+    if not isinstance(node, ast.Call):
+        return False
+    positional = [p for p in parameters if p.positional]
+    if len(node.args) > len(positional):
+        return False
+    given = {p.name for p in positional[:len(node.args)]}
+    keywords = {p.name for p in parameters if p.keyword}
+    for argument in node.keywords:
+        if argument.arg not in keywords or argument.arg in given:
+            return False
+        given.add(argument.arg)
+    return all(p.name in given for p in parameters if p.required)
 
 
 _INPUT = re.compile(r"^[ \t]*(?:[-*][ \t]*)?input[ \t]*:[ \t]*", re.IGNORECASE | re.MULTILINE)

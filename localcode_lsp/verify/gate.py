@@ -33,7 +33,7 @@ from ..inference.backend import Backend
 from ..logs import get_logger
 from ..workspace import Workspace
 from . import lint as lint_mod
-from .examples import Example, docstring_examples, function_parameters
+from .examples import Example, bound_names, docstring_examples, function_parameters
 from .review import review
 from .sandbox import Limits, ProcessResult, Sandbox
 from .testrun import (
@@ -324,8 +324,8 @@ class Gate:
         refs = list(request.test_refs) or discover_tests(self.workspace.root, request.path)
         refs = [ref for ref in refs if (self.workspace.root / ref.split("::", 1)[0]).exists()
                 or self.workspace.document(ref.split("::", 1)[0]) is not None]
-        definition = python_definition(request.original_text, request.symbol) \
-            if request.symbol else None
+        module = python_module(request.original_text) if request.symbol else None
+        definition = python_definition(module, request.symbol) if module is not None else None
         docstring = request.doctest_source
         if docstring is None and definition is not None:
             docstring = ast.get_docstring(definition, clean=True)
@@ -335,7 +335,8 @@ class Gate:
         if request.symbol and "." not in request.symbol:
             parameters = function_parameters(definition) if isinstance(
                 definition, (ast.FunctionDef, ast.AsyncFunctionDef)) else ()
-            examples = docstring_examples(docstring or "", request.symbol, parameters)
+            examples = docstring_examples(docstring or "", request.symbol, parameters,
+                                          bound_names(module) if module is not None else None)
         if not refs and not has_doctest and not examples:
             return GateResult("test", True,
                               skipped=f"no tests found for {request.symbol or request.path}")
@@ -556,16 +557,20 @@ def bad_candidate_problem(request: VerifyRequest, candidate: Candidate) -> str:
     return ""
 
 
-def python_definition(source: str, symbol: str
-                      ) -> ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | None:
-    """The definition of `symbol` ("func" or "Class.method") in Python `source`, if any."""
+def python_module(source: str) -> ast.Module | None:
+    """Python `source` parsed, or None when it does not parse."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            tree: ast.AST = ast.parse(source)
+            return ast.parse(source)
     except (SyntaxError, ValueError, RecursionError):
         return None
-    scope: list[ast.stmt] = list(getattr(tree, "body", []))
+
+
+def python_definition(tree: ast.Module, symbol: str
+                      ) -> ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | None:
+    """The definition of `symbol` ("func" or "Class.method") in a parsed module, if any."""
+    scope: list[ast.stmt] = list(tree.body)
     found: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | None = None
     for part in symbol.split("."):
         found = next((node for node in scope
