@@ -13,6 +13,7 @@ test:
 
 lint: setup
 	.venv/bin/ruff check localcode_lsp tests bench
+	.venv/bin/python -m mypy
 
 bench: setup
 	.venv/bin/python -m bench

@@ -23,12 +23,6 @@ if TYPE_CHECKING:
 
 TREE_SITTER_LANGUAGES = ("python", "javascript", "typescript", "tsx", "rust", "go", "lua", "java",
                          "c", "cpp")
-KNOWN_FIM_TOKENS = {
-    "qwen": "<|fim_prefix|>",
-    "starcoder": "<fim_prefix>",
-    "codellama": "<PRE>",
-    "deepseek": "<｜fim▁begin｜>",
-}
 
 
 @dataclass
@@ -94,22 +88,25 @@ def _check_model(report: Report, config: Config, root: Path | None) -> None:
         "context_length": metadata.context_length,
         "configured_context_length": config.model.context_length,
     }
-    fim = _fim_description(metadata)
-    report.info["model"]["fim"] = fim
-    report.add("fill-in-the-middle", True, fim)
+    _check_fim(report, metadata, config.model.fim_template)
 
 
-def _fim_description(metadata: Any) -> str:
+def _check_fim(report: Report, metadata: Any, forced: str) -> None:
+    """FIM as the backend will resolve it, `[model] fim_template` included: a template the
+    model's vocabulary lacks stops the backend from loading, so it fails here too."""
+    from .inference.backend import BackendError
+    from .inference.fim import fim_support_description, resolve_fim_template
+
+    description = fim_support_description(metadata, forced)
+    report.info["model"]["fim"] = description
     try:
-        from .inference.fim import fim_support_description
-    except ImportError:
-        fim_support_description = None
-    if fim_support_description is not None:
-        return fim_support_description(metadata)
-    for family, token in KNOWN_FIM_TOKENS.items():
-        if metadata.has_token(token):
-            return f"FIM tokens found ({family}: {token})"
-    return "no FIM tokens: prefix completion only (the suffix is given as context)"
+        resolve_fim_template(metadata, forced)
+    except BackendError:
+        report.add("fill-in-the-middle", False, description, required=True,
+                   hint="set [model] fim_template to \"\" (detect from the vocabulary) or "
+                        "\"none\" (prefix completion)")
+        return
+    report.add("fill-in-the-middle", True, description)
 
 
 def _check_llama(report: Report, config: Config) -> None:
@@ -138,7 +135,7 @@ def _check_tree_sitter(report: Report) -> None:
     loaded, failed = [], []
     for language in TREE_SITTER_LANGUAGES:
         try:
-            get_parser(language)
+            get_parser(language)  # type: ignore[arg-type]  # a failing name is reported
             loaded.append(language)
         except Exception:
             failed.append(language)

@@ -12,6 +12,7 @@ if [ -f scripts/editors-setup.sh ]; then
   bash scripts/editors-setup.sh
 fi
 .venv/bin/ruff check localcode_lsp tests bench
+.venv/bin/python -m mypy  # the package ships py.typed: its annotations must hold ([tool.mypy])
 
 pytest_cmd=(.venv/bin/python -m pytest "$@")
 if [ "${LOCALCODE_NETNS:-1}" = 1 ] && command -v unshare >/dev/null 2>&1 && command -v ip >/dev/null 2>&1; then

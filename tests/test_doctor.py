@@ -82,3 +82,18 @@ def test_doctor_fails_when_the_config_asks_for_a_missing_tool(isolated_home, tmp
     checks = {c.name: c for c in report.checks}
     assert not checks["type checker"].ok and checks["type checker"].required
     assert not report.ok
+
+
+@pytest.mark.parametrize(("template", "ok", "detail"), [
+    ("none", True, "FIM disabled by configuration"),
+    # gemma-3-270m has no qwen FIM tokens: the backend would refuse to load with this setting
+    ("qwen", False, "qwen"),
+])
+def test_doctor_reports_fim_as_the_config_sets_it(isolated_home, tmp_path, model_path,
+                                                  template, ok, detail):
+    (tmp_path / "localcode.toml").write_text(f'[model]\nfim_template = "{template}"\n')
+    proc = doctor(tmp_path, "--json")
+    check = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}["fill-in-the-middle"]
+    assert (check["ok"], proc.returncode) == (ok, 0 if ok else 1), proc.stdout
+    assert detail in check["detail"]
+    assert ok or "fim_template" in check["hint"]

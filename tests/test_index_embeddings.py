@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -97,17 +98,26 @@ def test_corrupt_table_is_rebuilt(shop: Path, embedder: Embedder, caplog) -> Non
     assert fresh.search("parse a price", 3)
 
 
-def test_background_worker_embeds_edits_without_blocking(shop: Path, embedder: Embedder) -> None:
+def test_background_worker_embeds_edits_without_blocking(shop: Path, embedder: Embedder,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     index = _index(shop, embedder, debounce_seconds=0.2)
     index.build()
     text = (shop / "shop" / "util.py").read_text()
     text += ('\n\ndef celsius_to_fahrenheit(degrees):\n'
              '    """Convert a temperature from Celsius to Fahrenheit."""\n'
              '    return degrees * 9 / 5 + 32\n')
-    started = time.perf_counter()
+    encoding_threads: list[threading.Thread] = []
+    encode = embedder.encode
+
+    def recording_encode(*args, **kwargs):
+        encoding_threads.append(threading.current_thread())
+        return encode(*args, **kwargs)
+
+    monkeypatch.setattr(embedder, "encode", recording_encode)
     index.update_document("shop/util.py", text)
-    assert time.perf_counter() - started < 0.5  # no embedding on this path
     assert index.wait_idle(60)
+    # the edit itself embedded nothing: the worker did, on its own thread
+    assert encoding_threads and threading.main_thread() not in encoding_threads
     hits = index.search("convert temperature units", 3)
     assert hits[0].symbol == "celsius_to_fahrenheit"
     assert hits[0].vector_score is not None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -139,22 +138,23 @@ def test_apply_edit_with_known_range(index: CodeIndex) -> None:
         index.apply_edit("shop/money.py", 0, 0, 5, "ab")
 
 
-def test_update_latency_on_a_2000_line_file(index: CodeIndex) -> None:
+def test_many_edits_to_a_2000_line_file_keep_every_symbol_in_place(index: CodeIndex) -> None:
+    # (how fast this is is measured by bench/bench_index.py, not asserted here)
     body = "".join(f"def function_{i}(x):\n    y = x + {i}\n    return y * 2\n\n"
                    for i in range(500))
     index.update_document("big.py", body)
     assert len(index.symbols("big.py")) == 500
-    timings = []
     text = body
     for i in range(50):
         position = text.index(f"    y = x + {i * 10}\n")
         text = text[:position] + "    z = 1\n" + text[position:]
-        started = time.perf_counter()
         index.update_document("big.py", text)
-        timings.append(time.perf_counter() - started)
-    assert len(index.symbols("big.py")) == 500
-    timings.sort()
-    assert timings[len(timings) // 2] < 0.02  # generous bound for a loaded CI machine
+    lines = text.splitlines()
+    symbols = index.symbols("big.py")
+    assert len(symbols) == 500
+    for symbol in symbols:
+        assert lines[symbol.start_line].startswith(f"def {symbol.name}(")
+        assert lines[symbol.end_line].strip() == "return y * 2"
 
 
 @pytest.mark.parametrize("path,edits", [

@@ -136,8 +136,8 @@ class PromptToolkitReader:
                 history = FileHistory(str(history_path))
             except OSError as exc:
                 log.warning("no session history: %s", exc)
-        self._tasks = PromptSession(history=history)
-        self._answers = PromptSession()
+        self._tasks: PromptSession[str] = PromptSession(history=history)
+        self._answers: PromptSession[str] = PromptSession()
 
     def read_task(self) -> str:
         from prompt_toolkit.formatted_text import FormattedText

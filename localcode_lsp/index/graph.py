@@ -131,9 +131,9 @@ class DependencyGraph:
         target = self.resolve_module(item.module, item.level, path)
         if target is None:
             return
-        symbol = self._by_qualified.get((target, item.name))
-        if symbol is not None:
-            out[item.bound] = ("symbol", symbol)
+        defined = self._by_qualified.get((target, item.name))
+        if defined is not None:
+            out[item.bound] = ("symbol", defined)
             return
         # A re-export (`from .impl import f` in a package __init__): follow one hop.
         inner = self.bindings(target).get(item.name) if target != path else None
@@ -254,9 +254,9 @@ class DependencyGraph:
             if bound_names and facts is not None:
                 for ref in facts.names:
                     if ref.name in bound_names:
-                        test = innermost(tests, ref.byte)
-                        if test is not None:
-                            add(test, "references")
+                        referring = innermost(tests, ref.byte)
+                        if referring is not None:
+                            add(referring, "references")
         conventional = self._conventional_test_files(symbol.path, test_paths)
         for path in conventional:
             for test in self._symbols[path]:

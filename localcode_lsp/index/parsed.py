@@ -165,7 +165,7 @@ class ParsedFile:
             previous = old_groups.get((start, end - byte_delta))
             inner = self._inner_span(top, changed) if previous is not None and \
                 start <= edit.start_byte and edit.new_end_byte <= end else None
-            if inner is None:
+            if inner is None or previous is None:
                 dirty.append((start, end))
             else:
                 refine.append(((start, end), inner, previous))

@@ -366,11 +366,11 @@ def derive_symbols(tree: Any, source: bytes, language: str, path: str, queries: 
     seen: set[int] = set()
     scopes: dict[int, tuple[str, str]] = {}  # node id -> (qualified name, kind)
     result: list[tuple[tuple[int, int], Symbol]] = []
-    for captured in nodes:
-        if captured.id in seen:
+    for def_node in nodes:
+        if def_node.id in seen:
             continue
-        seen.add(captured.id)
-        definition = make_def(captured)
+        seen.add(def_node.id)
+        definition = make_def(def_node)
         if definition is None:
             continue
         node = definition.node

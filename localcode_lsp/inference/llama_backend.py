@@ -177,7 +177,8 @@ class LlamaCppBackend:
                     call.first_eval = len(tokens)
                 original_eval(tokens)
 
-            llm.eval = counting_eval  # instance attribute: counts what this backend evaluates
+            # an instance attribute: counts what this backend evaluates
+            llm.eval = counting_eval  # type: ignore[method-assign]
             self._install_abort_callback(llm)
             self._llm = llm
             log.info("loaded %s (n_ctx=%d, threads=%d) in %.2fs", self.model_path.name, n_ctx,

@@ -18,6 +18,10 @@ which the text must be cut, or None to go on. The same rule trims a finished tex
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .backend import StopRule
 
 C_FAMILY = frozenset({"c", "cpp", "java", "javascript", "typescript", "rust", "go", "csharp",
                       "kotlin", "swift", "php", "scala", "dart"})
@@ -179,7 +183,7 @@ def loop_cut(text: str, *, max_period: int = 4) -> int | None:
 class LoopStop:
     """`inner`'s cut, or the end of the first copy once the completion starts looping."""
 
-    inner: object | None = None
+    inner: StopRule | None = None
 
     def cut(self, text: str) -> int | None:
         cut = self.inner.cut(text) if self.inner is not None else None

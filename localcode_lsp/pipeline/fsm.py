@@ -599,10 +599,11 @@ class PipelineRun:
                 test_refs = [getattr(r, "node_id", None) or str(r) for r in refs]
             except Exception as exc:  # no test map: the gate falls back to naming conventions
                 log.info("tests of %s unavailable: %s", target.qualified_name, exc)
-        values = {"path": path, "original_text": original, "symbol": symbol,
-                  "task": description, "test_refs": tuple(test_refs),
-                  # earlier steps' verified changes to other files: this step's tests see them
-                  "base_files": {p: text for p, text in self.working.items() if p != path}}
+        values: dict[str, Any] = {
+            "path": path, "original_text": original, "symbol": symbol, "task": description,
+            "test_refs": tuple(test_refs),
+            # earlier steps' verified changes to other files: this step's tests see them
+            "base_files": {p: text for p, text in self.working.items() if p != path}}
         try:
             from ..verify import VerifyRequest
         except ImportError:  # gate-less setups (unit tests with a fake gate)
@@ -670,7 +671,7 @@ class PipelineRun:
                         if v.candidate_id == winner.id), None)
         name = "new code" if self.new_code is not None else self.steps[self.step].qualified_name
         reason = untested_reason(verdict) if verdict is not None else ""
-        if reason:  # "verified" must not hide that no test or example ran
+        if reason and verdict is not None:  # "verified" must not hide that nothing was tested
             self.result.stats.setdefault("untested", []).append({
                 "symbol": name, "reason": reason,
                 "checked": [g.gate for g in verdict.gates if not g.skipped]})

@@ -14,7 +14,7 @@ import asyncio
 import json
 import threading
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import attrs
 from lsprotocol import types
@@ -41,7 +41,7 @@ REQUEST_CANCELLED = -32800
 CONTENT_MODIFIED = -32801
 
 
-def _is_valid_id(value: Any) -> bool:
+def _is_valid_id(value: Any) -> TypeGuard[int | str]:
     return isinstance(value, (int, str)) and not isinstance(value, bool)
 
 
@@ -141,13 +141,13 @@ class LocalcodeProtocol(LanguageServerProtocol):
         if future is None:
             log.debug("response to an unknown request id %r", msg_id)
             return
+        message: Any
         try:
             if "error" in data:
                 message = self._converter.structure(data, ResponseErrorMessage)
             else:
                 response_type = self._result_types.get(msg_id) or None
                 if response_type is None:
-                    message = None
                     self._request_futures.pop(msg_id, None)
                     future.set_result(data.get("result"))
                     return
@@ -206,7 +206,7 @@ class LocalcodeProtocol(LanguageServerProtocol):
     # --- lifecycle: exit is handled in _dispatch_notification ---------------------------------
 
     @lsp_method(types.EXIT)
-    def lsp_exit(self, *args: Any) -> None:  # reached only if someone calls handle_message
+    def lsp_exit(self, *args: Any) -> None:  # type: ignore[override]  # not a generator: exits
         self._server.request_exit(0 if self._shutdown else 1)
 
     # Documents live in the server's DocumentStore (which refuses out-of-range changes);
@@ -256,7 +256,7 @@ class LocalcodeProtocol(LanguageServerProtocol):
 
     def _send_error(self, msg_id: MsgId | None, code: int, message: str, data: Any = None) -> None:
         error = ResponseError(code=code, message=message, data=data)
-        self._send_response(msg_id, error=error)  # type: ignore[arg-type]
+        self._send_response(msg_id, error=error)
 
     def _send_response(self, msg_id: Any, result: Any = None, error: Any = None) -> None:
         if error is not None and msg_id is None:

@@ -66,8 +66,12 @@ async def _serve(server: LocalcodeServer, readline, read, writer, max_body: int)
     protocol.set_writer(writer)
     exit_requested = loop.create_future()
 
-    def on_exit() -> None:
-        loop.call_soon_threadsafe(lambda: exit_requested.done() or exit_requested.set_result(None))
+    def wake() -> None:
+        if not exit_requested.done():
+            exit_requested.set_result(None)
+
+    def on_exit() -> None:  # any thread
+        loop.call_soon_threadsafe(wake)
 
     server.on_exit(on_exit)
 

@@ -20,10 +20,10 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from lsprotocol import types
 from pygls.capabilities import ServerCapabilitiesBuilder
@@ -302,7 +302,7 @@ class LocalcodeServer(LanguageServer):
         self._client_document_changes = bool(edit_caps and edit_caps.document_changes)
         text_caps = caps.text_document
         self._client_inline = bool(text_caps and text_caps.inline_completion)
-        roots: list[Path] = []
+        roots: list[str] = []  # URIs
         for folder in params.workspace_folders or []:
             roots.append(folder.uri)
         if params.root_uri:
@@ -493,7 +493,7 @@ class LocalcodeServer(LanguageServer):
         return await self._run_task(params.command, uri, line, character, instruction,
                                     diagnostics, params.work_done_token)
 
-    async def _health(self, arguments: list | None) -> Any:
+    async def _health(self, arguments: Sequence[Any] | None) -> Any:
         uri = None
         if arguments and isinstance(arguments[0], dict) and isinstance(arguments[0].get("uri"),
                                                                        str):
@@ -558,9 +558,15 @@ class LocalcodeServer(LanguageServer):
         RequestCancelled either way."""
         loop = asyncio.get_running_loop()
         cancelled = loop.create_future()
-        unregister = cancel.on_cancel(
-            lambda: loop.call_soon_threadsafe(
-                lambda: cancelled.done() or cancelled.set_result(None)))
+
+        def wake() -> None:
+            if not cancelled.done():
+                cancelled.set_result(None)
+
+        def on_cancel() -> None:  # any thread
+            loop.call_soon_threadsafe(wake)
+
+        unregister = cancel.on_cancel(on_cancel)
         try:
             await asyncio.wait({future, cancelled}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -800,15 +806,14 @@ def _advertised_only(*args: Any) -> None:
     raise JsonRpcInvalidParams("Invalid params: command handled elsewhere")
 
 
-def _parse_target(arguments: list | None) -> tuple[str, int, int, str, list[str]]:
+def _parse_target(arguments: Sequence[Any] | None) -> tuple[str, int, int, str, list[str]]:
     """`[{uri, position: {line, character}, instruction?, diagnostics?}]` or -32602."""
     def bad(why: str) -> JsonRpcInvalidParams:
         return JsonRpcInvalidParams(f"Invalid params: {why}; expected "
                                     '[{"uri": ..., "position": {"line": n, "character": n}}]')
 
-    if not isinstance(arguments, (list, tuple)) or len(arguments) != 1 or not isinstance(
-            arguments[0],
-                                                                                 dict):
+    if not isinstance(arguments, (list, tuple)) or len(arguments) != 1 \
+            or not isinstance(arguments[0], dict):
         raise bad("one argument object is required")
     argument = arguments[0]
     uri = argument.get("uri")
@@ -818,16 +823,19 @@ def _parse_target(arguments: list | None) -> tuple[str, int, int, str, list[str]
     if not isinstance(position, dict):
         raise bad('"position" must be an object')
     line, character = position.get("line"), position.get("character")
-    for value in (line, character):
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**31:
-            raise bad("line and character must be non-negative integers")
+    if not (_is_position_number(line) and _is_position_number(character)):
+        raise bad("line and character must be non-negative integers")
     instruction = argument.get("instruction", "")
     if not isinstance(instruction, str):
         raise bad('"instruction" must be a string')
     diagnostics = argument.get("diagnostics", [])
     if not isinstance(diagnostics, (list, tuple)) or not all(isinstance(d, str) for d in diagnostics):
         raise bad('"diagnostics" must be a list of strings')
-    return uri, line, character, instruction[:4000], diagnostics[:20]
+    return uri, line, character, instruction[:4000], list(diagnostics[:20])
+
+
+def _is_position_number(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31
 
 
 def lsp_edits(before: str, edits: list, encoding: str) -> list[types.TextEdit]:

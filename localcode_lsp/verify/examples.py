@@ -133,11 +133,11 @@ def docstring_examples(docstring: str, name: str, parameters: Sequence[Parameter
     found: list[Example] = []
     seen: set[str] = set()
     if parameters:
-        for example in _named_argument_examples(docstring, name, parameters):
-            key = _call_key(example.call)
+        for named in _named_argument_examples(docstring, name, parameters):
+            key = _call_key(named.call)
             if key not in seen and len(found) < _MAX_EXAMPLES:
                 seen.add(key)
-                found.append(example)
+                found.append(named)
     for match in re.finditer(rf"(?<![\w.]){re.escape(name)}\s*\(", docstring):
         start = match.start()
         line_start = docstring.rfind("\n", 0, start) + 1

@@ -325,7 +325,9 @@ class Gate:
         refs = [ref for ref in refs if (self.workspace.root / ref.split("::", 1)[0]).exists()
                 or self.workspace.document(ref.split("::", 1)[0]) is not None]
         module = python_module(request.original_text) if request.symbol else None
-        definition = python_definition(module, request.symbol) if module is not None else None
+        definition = None
+        if module is not None and request.symbol:
+            definition = python_definition(module, request.symbol)
         docstring = request.doctest_source
         if docstring is None and definition is not None:
             docstring = ast.get_docstring(definition, clean=True)
