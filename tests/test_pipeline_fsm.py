@@ -417,3 +417,22 @@ def test_a_later_step_is_tested_with_the_earlier_steps_changes_to_other_files(tm
     test_gates = [g for v in result.verdicts for g in v.gates if g.gate == "test"]
     assert test_gates and not test_gates[-1].skipped and test_gates[-1].details["passed"] >= 1
     engine.close()
+
+
+def test_a_docstring_example_of_a_function_defined_elsewhere_is_not_the_targets(tmp_path):
+    """Real index and gate: `to_fahrenheit(0) == 32` in to_celsius's docstring is about
+    conv.py's function (the index knows it), not to_celsius under an old name."""
+    from localcode_lsp.config import VerificationConfig
+
+    (tmp_path / "conv.py").write_text("def to_fahrenheit(c):\n    return c * 9 / 5 + 32\n")
+    (tmp_path / "temps.py").write_text(
+        'def to_celsius(f):\n    """The inverse of to_fahrenheit: to_fahrenheit(0) == 32."""\n')
+    config = dataclasses.replace(
+        Config(), generation=GenerationConfig(candidates=1, max_retries=0),
+        verification=VerificationConfig(diff_review=False))
+    backend = ScriptedBackend(outputs=["    return (f - 32) * 5 / 9\n"])
+    engine = Engine(tmp_path, config=config, backend=backend)
+    result = engine.implement(Task(path="temps.py", symbol="to_celsius", intent="edit"))
+    engine.close()
+    assert result.status == "verified", (result.message, [v.summary() for v in result.verdicts])
+    assert result.stats["untested"][0]["reason"] == "no tests found for to_celsius"

@@ -312,3 +312,9 @@ def test_gate_checks_an_old_name_example_against_the_target(tmp_path):
     bad = gate.verify(request, Candidate(2, "x", source.replace("return []", "return values")))
     assert bad.feedback == [
         "TEST FAIL: example evens \u2014 evens([1, 2, 4]) expected [2, 4], got [1, 2, 4]"]
+    # the project defines only_even in another file: the example is about that function
+    elsewhere = VerifyRequest("nums.py", source, symbol="evens", task="implement evens",
+                              defined_elsewhere=frozenset({"only_even"}))
+    untested = gate.verify(elsewhere, Candidate(3, "x", source.replace("return []",
+                                                                       "return values")))
+    assert untested.passed and untested.gates[-1].skipped == "no tests found for evens"

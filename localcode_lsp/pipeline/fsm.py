@@ -601,7 +601,7 @@ class PipelineRun:
                 log.info("tests of %s unavailable: %s", target.qualified_name, exc)
         values: dict[str, Any] = {
             "path": path, "original_text": original, "symbol": symbol, "task": description,
-            "test_refs": tuple(test_refs),
+            "test_refs": tuple(test_refs), "defined_elsewhere": self._defined_elsewhere(target),
             # earlier steps' verified changes to other files: this step's tests see them
             "base_files": {p: text for p, text in self.working.items() if p != path}}
         try:
@@ -609,6 +609,24 @@ class PipelineRun:
         except ImportError:  # gate-less setups (unit tests with a fake gate)
             return SimpleNamespace(**values)
         return VerifyRequest(**values)
+
+    def _defined_elsewhere(self, target: FunctionTarget | None) -> frozenset[str]:
+        """The names the target's docstring calls that the index finds in other files."""
+        docstring = getattr(target.symbol, "docstring", "") if target is not None else ""
+        if not docstring or target is None:
+            return frozenset()
+        from ..verify.examples import called_names
+
+        found = set()
+        for name in called_names(docstring) - {target.name}:
+            try:
+                symbols = self.engine.index.find_symbol(name)
+            except Exception as exc:  # no index: the gate judges by the module alone
+                log.info("symbols named %s unavailable: %s", name, exc)
+                return frozenset()
+            if any(s.path != target.path for s in symbols):
+                found.add(name)
+        return frozenset(found)
 
     def _description(self, name: str) -> str:
         if self.intent == "fix" and self.task.diagnostics:

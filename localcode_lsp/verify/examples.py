@@ -24,8 +24,9 @@ count as well (the call is built from them, in parameter order):
 
 Every name must be a parameter and every required parameter must be given.
 
-A docstring that never calls its own function but shows examples of one other name that the
-module does not bind (the function was renamed, the docstring was copied) states the function's
+A docstring that never calls its own function but shows examples of one other name that
+neither the module binds nor the project defines (the function was renamed, the docstring was
+copied) states the function's
 behaviour under the old name: `grade_equation([4.0, 3]) ==> ['A+', 'B']` in the docstring of
 `numerical_letter_grade` checks `numerical_letter_grade([4.0, 3])`. Only strong operators count
 there, and every call must fit the function's parameters.
@@ -126,8 +127,8 @@ def docstring_examples(docstring: str, name: str, parameters: Sequence[Parameter
                        bound: Collection[str] | None = None) -> list[Example]:
     """The checks `docstring` states about function `name` (its bare name); with its
     `parameters`, also the `Input:`/`Output:` and `For x = ..., the result should be` forms;
-    with the names the module `bound` as well ("*" for a star import), the examples of a
-    function's old name when the docstring shows none of its own."""
+    with the names `bound` by the module or defined elsewhere in the project ("*" for a star
+    import), the examples of a function's old name when the docstring shows none of its own."""
     if not docstring or not name.isidentifier():
         return []
     found: list[Example] = []
@@ -165,6 +166,11 @@ def _call_key(call: str) -> str:
 
 
 _CALLED_NAME = re.compile(r"(?<![\w.])([A-Za-z_]\w*)\s*\(")
+
+
+def called_names(docstring: str) -> set[str]:
+    """The bare names `docstring` writes calls of (`f(` but not `obj.f(`)."""
+    return {match.group(1) for match in _CALLED_NAME.finditer(docstring)}
 
 
 def _renamed_examples(docstring: str, name: str, parameters: Sequence[Parameter],

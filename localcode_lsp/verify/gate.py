@@ -90,13 +90,17 @@ class VerifyRequest:
     # check see them, the gates do not judge them (they passed their own verification)
     base_files: Mapping[str, str] = field(default_factory=dict)
     allow_protected_edits: bool = False  # the user asked to change a test/config file itself
+    # names the target's docstring calls that the project defines in other files (the index
+    # knows them): an example of one of those is about that function, not the target renamed
+    defined_elsewhere: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "test_refs", tuple(self.test_refs))
+        object.__setattr__(self, "defined_elsewhere", frozenset(self.defined_elsewhere))
 
     def fingerprint(self) -> str:
         parts = [self.path, self.original_text, self.symbol or "", "\0".join(self.test_refs),
-                 self.doctest_source or "",
+                 self.doctest_source or "", "\0".join(sorted(self.defined_elsewhere)),
                  *(f"{path}\0{text}" for path, text in sorted(self.base_files.items()))]
         return hashlib.sha1("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -337,8 +341,9 @@ class Gate:
         if request.symbol and "." not in request.symbol:
             parameters = function_parameters(definition) if isinstance(
                 definition, (ast.FunctionDef, ast.AsyncFunctionDef)) else ()
-            examples = docstring_examples(docstring or "", request.symbol, parameters,
-                                          bound_names(module) if module is not None else None)
+            bound = bound_names(module) | request.defined_elsewhere if module is not None \
+                else None
+            examples = docstring_examples(docstring or "", request.symbol, parameters, bound)
         if not refs and not has_doctest and not examples:
             return GateResult("test", True,
                               skipped=f"no tests found for {request.symbol or request.path}")
