@@ -260,7 +260,19 @@ def test_unknown_symbol_is_a_clear_error(tmp_path):
     engine, _ = make_engine(tmp_path, [])
     result = engine.implement(Task(path="calc.py", symbol="nope", intent="edit"))
     assert result.status == "error"
-    assert "nope" in result.message and "calc.py" in result.message
+    assert result.message == "no function named 'nope' in calc.py (functions there: double, greet, quadruple)"
+    result = make_engine(tmp_path, [])[0].implement(Task(path="calc.py", symbol="doubel",
+                                                         intent="edit"))
+    assert result.message == "no function named 'doubel' in calc.py (did you mean double?)"
+
+
+def test_a_position_outside_every_function_says_where_they_are(tmp_path):
+    engine, _ = make_engine(tmp_path, [])
+    result = engine.implement(Task(path="calc.py", position=Position(0, 0), intent="edit"))
+    assert result.status == "error"
+    assert result.message == "no function at calc.py:1 (nearest: double at line 4)"
+    result = engine.implement(Task(path="calc.py", position=Position(99, 0), intent="edit"))
+    assert result.message == "no function at calc.py:100 (the file has 18 lines)"
 
 
 def test_nothing_to_locate_fails_with_a_message(tmp_path):

@@ -247,6 +247,32 @@ class PipelineRun:
     def _functions(self, found: Any) -> list[Any]:
         return [s for s in (found or []) if getattr(s, "kind", "function") in FUNCTION_KINDS]
 
+    def _functions_hint(self, symbols: Any, wanted: str) -> str:
+        """` (did you mean X?)` or ` (functions here: a, b, ...)`, for a name not found."""
+        import difflib
+
+        names = sorted({s.qualified_name for s in self._functions(symbols)})
+        if not names:
+            return " (it defines no functions)"
+        close = difflib.get_close_matches(wanted, names, n=1, cutoff=0.6)
+        if close:
+            return f" (did you mean {close[0]}?)"
+        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+        return f" (functions there: {shown})"
+
+    def _position_hint(self, path: str, line: int) -> str:
+        """Why a position holds no function: past the end, or between functions."""
+        count = len(self.working[path].splitlines())
+        if line >= count:
+            return f" (the file has {count} lines)"
+        functions = sorted(self._functions(self.engine.index.symbols(path)),
+                           key=lambda s: s.start_line)
+        before = [s for s in functions if s.end_line < line]
+        after = [s for s in functions if s.start_line > line]
+        near = [f"{s.qualified_name} at line {s.start_line + 1}"
+                for s in (before[-1:] + after[:1])]
+        return f" (nearest: {', '.join(near)})" if near else " (it defines no functions)"
+
     def locate(self) -> tuple[str, str]:
         index = self.engine.index
         task = self.task
@@ -263,7 +289,8 @@ class PipelineRun:
                 matches = [s for s in self._functions(index.symbols(path))
                            if s.qualified_name == task.symbol or s.name == short]
             if not matches:
-                raise PipelineError(f"no function named {task.symbol!r} in {path}")
+                raise PipelineError(f"no function named {task.symbol!r} in {path}"
+                                    + self._functions_hint(index.symbols(path), task.symbol))
             symbol, how = matches[0], "symbol"
         elif task.symbol:
             matches = self._functions(index.find_symbol(task.symbol))
@@ -278,7 +305,8 @@ class PipelineRun:
                                         self.originals[path][1])
                 return "found", f"New code at {self.new_code.location()}"
             if symbol is None:
-                raise PipelineError(f"no function at {path}:{task.position.line + 1}")
+                raise PipelineError(f"no function at {path}:{task.position.line + 1}"
+                                    + self._position_hint(path, task.position.line))
         if symbol is None:
             self.mentioned = self._mentioned_symbols(path)
             if self.mentioned:
