@@ -26,10 +26,10 @@ Every name must be a parameter and every required parameter must be given.
 
 A docstring that never calls its own function but shows examples of one other name that
 neither the module binds nor the project defines (the function was renamed, the docstring was
-copied) states the function's
-behaviour under the old name: `grade_equation([4.0, 3]) ==> ['A+', 'B']` in the docstring of
-`numerical_letter_grade` checks `numerical_letter_grade([4.0, 3])`. Only strong operators count
-there, and every call must fit the function's parameters.
+copied) states the function's behaviour under the old name: `grade_equation([4.0, 3]) ==>
+['A+', 'B']` in the docstring of `numerical_letter_grade` checks
+`numerical_letter_grade([4.0, 3])`. Only strong operators count there, and every call must fit
+the function's parameters.
 """
 
 from __future__ import annotations
@@ -141,8 +141,7 @@ def docstring_examples(docstring: str, name: str, parameters: Sequence[Parameter
                 found.append(named)
     for match in re.finditer(rf"(?<![\w.]){re.escape(name)}\s*\(", docstring):
         start = match.start()
-        line_start = docstring.rfind("\n", 0, start) + 1
-        if docstring[line_start:start].lstrip().startswith((">>>", "...")):
+        if _on_doctest_line(docstring, start):
             continue  # doctest's own syntax: doctest runs it
         if len(found) >= _MAX_EXAMPLES:
             break
@@ -155,6 +154,12 @@ def docstring_examples(docstring: str, name: str, parameters: Sequence[Parameter
         found = _renamed_examples(docstring, name, parameters, bound)
     found.sort(key=lambda e: e.line)
     return _consistent(found)
+
+
+def _on_doctest_line(docstring: str, position: int) -> bool:
+    """Whether `position` follows a `>>>` or `...` prompt on its line."""
+    line_start = docstring.rfind("\n", 0, position) + 1
+    return docstring[line_start:position].lstrip().startswith((">>>", "..."))
 
 
 def _call_key(call: str) -> str:
@@ -185,8 +190,7 @@ def _renamed_examples(docstring: str, name: str, parameters: Sequence[Parameter]
         if (other == name or other in bound or keyword.iskeyword(other)
                 or hasattr(builtins, other)):
             continue
-        line_start = docstring.rfind("\n", 0, match.start()) + 1
-        if docstring[line_start:match.start()].lstrip().startswith((">>>", "...")):
+        if _on_doctest_line(docstring, match.start()):
             continue
         example = _example_at(docstring, match.start(), match.end() - 1, other)
         if example is not None and not example.weak:
