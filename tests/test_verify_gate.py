@@ -259,3 +259,86 @@ def test_type_check_counts_only_errors_the_candidate_introduced(tmp_path):
     assert not verdict.passed
     assert verdict.feedback and all(line.startswith("TYPE ERROR at line 2:")
                                     for line in verdict.feedback), verdict.feedback
+
+
+REMOVE_VOWELS = '''def remove_vowels(text):
+    """Text without its vowels.
+    >>> remove_vowels('')
+    ''
+    >>> remove_vowels("abcdef\\nghijklm")
+    'bcdf\\nghjklm'
+    >>> remove_vowels('aaBAA')
+    'B'
+    """
+    return text
+'''
+
+
+def test_doctest_with_escaped_line_breaks_still_checks_the_candidate(tmp_path):
+    # The docstring is not raw, so its `\n` escapes are real line breaks: doctest alone rejects
+    # the whole docstring, and a wrong body used to pass with no example run.
+    (tmp_path / "vowels.py").write_text(REMOVE_VOWELS)
+    request = VerifyRequest("vowels.py", REMOVE_VOWELS, symbol="remove_vowels")
+    gate = _gate(tmp_path, lint=False)
+    only_a = REMOVE_VOWELS.replace("    return text\n", "    return text.replace('a', '')\n")
+    wrong = gate.verify(request, Candidate(1, "x", only_a))
+    assert not wrong.passed
+    assert wrong.feedback == [
+        "TEST FAIL: doctest remove_vowels \u2014 remove_vowels(\"abcdef\\nghijklm\") expected "
+        "'bcdf\\nghjklm', got 'bcdef\\nghijklm'",
+        "TEST FAIL: doctest remove_vowels \u2014 remove_vowels('aaBAA') expected 'B', got 'BAA'"]
+    right = REMOVE_VOWELS.replace(
+        "    return text\n", "    return ''.join(c for c in text if c.lower() not in 'aeiou')\n")
+    verdict = gate.verify(request, Candidate(2, "x", right))
+    assert verdict.passed, verdict.feedback
+    assert verdict.gates[-1].details["passed"] == 3
+
+
+def test_a_malformed_doctest_is_left_out_and_the_others_run(tmp_path):
+    source = ('def double(x):\n    """Twice x.\n\n    >>> double(4)\n    8\n'
+              '    >>> double(\n2)\n    4\n    >>> double(0)\n    0\n    """\n    return x\n')
+    (tmp_path / "mathy.py").write_text(source)
+    request = VerifyRequest("mathy.py", source, symbol="double")
+    gate = _gate(tmp_path, lint=False)
+    wrong = gate.verify(request, Candidate(1, "x", source.replace("return x", "return x + 1")))
+    assert wrong.feedback == ["TEST FAIL: doctest double \u2014 double(4) expected 8, got 5",
+                              "TEST FAIL: doctest double \u2014 double(0) expected 0, got 1"]
+    fixed = gate.verify(request, Candidate(2, "x", source.replace("return x", "return 2 * x")))
+    assert fixed.passed, fixed.feedback
+    test_gate = fixed.gates[-1]
+    assert test_gate.details["passed"] == 2 and not test_gate.skipped
+    assert test_gate.details["unparsed"] == [
+        ">>> double( (inconsistent leading whitespace: '2)')"]
+
+
+def test_a_docstring_whose_only_example_cannot_run_is_not_called_tested(tmp_path):
+    source = ('def double(x):\n    """Twice x.\n\n    >>> double(4 +)\n    8\n    """\n'
+              '    return x\n')
+    (tmp_path / "mathy.py").write_text(source)
+    request = VerifyRequest("mathy.py", source, symbol="double")
+    verdict = _gate(tmp_path, lint=False).verify(
+        request, Candidate(1, "x", source.replace("return x", "return x + 1")))
+    assert verdict.passed
+    test_gate = verdict.gates[-1]
+    assert test_gate.skipped.startswith("no docstring example of double could be run: "
+                                        ">>> double(4 +) (SyntaxError: invalid syntax")
+
+
+def test_doctests_pass_as_their_author_meant_them(tmp_path):
+    # `>>> f(x) == y` with no output line, and a value spelled with other quotes: plain doctest
+    # rejects every correct body for these (HumanEval/65, 108 and 113 among others).
+    source = ('def shout(word):\n    """The word in capitals.\n\n'
+              '    >>> shout("ab") == "AB"\n    >>> shout("c")\n    "C"\n'
+              '    >>> [shout("d")]\n    ["D"]\n    """\n    return word\n')
+    (tmp_path / "loud.py").write_text(source)
+    request = VerifyRequest("loud.py", source, symbol="shout")
+    gate = _gate(tmp_path, lint=False)
+    right = gate.verify(request, Candidate(1, "x", source.replace("return word",
+                                                                  "return word.upper()")))
+    assert right.passed, right.feedback
+    assert right.gates[-1].details["passed"] == 3
+    wrong = gate.verify(request, Candidate(2, "x", source.replace("return word",
+                                                                  "return word.title()")))
+    assert wrong.feedback == [
+        "TEST FAIL: doctest shout \u2014 shout(\"ab\") == \"AB\" expected True, got False "
+        "(shout('ab') is 'Ab')"]

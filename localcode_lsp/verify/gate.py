@@ -33,6 +33,7 @@ from ..inference.backend import Backend
 from ..logs import get_logger
 from ..workspace import Workspace
 from . import lint as lint_mod
+from .doctests import mend_line_breaks
 from .examples import Example, bound_names, docstring_examples, function_parameters
 from .review import review
 from .sandbox import Limits, ProcessResult, Sandbox
@@ -361,6 +362,8 @@ class Gate:
         details: dict[str, Any] = {"refs": refs, "doctest": has_doctest,
                                    "examples": len(examples),
                                    "passed": outcome.passed, "failed": outcome.failed}
+        if outcome.unparsed:
+            details["unparsed"] = outcome.unparsed
         feedback = list(outcome.failures)
         broken: dict[str, str] = {}
         if outcome.collection_errors:
@@ -429,7 +432,8 @@ class Gate:
                 _merge(combined, _pytest_outcome(result, report, timeout))
             if docstring or examples:
                 source = scratch / "doctest_source.txt"
-                source.write_text(docstring or "", encoding="utf-8", errors="surrogateescape")
+                source.write_text(mend_line_breaks(docstring or ""), encoding="utf-8",
+                                  errors="surrogateescape")
                 checks = scratch / "docstring_examples.json"
                 checks.write_text(json.dumps([e.as_record() for e in examples]),
                                   encoding="utf-8")
@@ -624,6 +628,7 @@ def _merge(into: TestOutcome, outcome: TestOutcome) -> None:
     into.collection_errors.update(outcome.collection_errors)
     into.passed += outcome.passed
     into.failed += outcome.failed
+    into.unparsed += outcome.unparsed
     if outcome.ran:
         into.ran = True
         into.reason = ""

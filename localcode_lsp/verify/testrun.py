@@ -32,6 +32,7 @@ class TestOutcome:
     failed: int = 0
     ran: bool = True  # False: nothing was collected / runnable
     reason: str = ""  # why not `ran`, or a timeout
+    unparsed: list[str] = field(default_factory=list)  # docstring examples left out, and why
 
 
 def fail_line(name: str, message: str) -> str:
@@ -168,7 +169,7 @@ def module_name_for(path: str) -> str:
 
 
 DOCTEST_RUNNER = r'''
-import ast, asyncio, doctest, importlib, importlib.util, inspect, json, math, os, sys, traceback
+import ast, asyncio, doctest, importlib, importlib.util, inspect, json, math, os, re, sys, traceback
 root, rel_path, module_name, name, docstring_path = sys.argv[1:6]
 examples_path = sys.argv[6] if len(sys.argv) > 6 else ""
 with open(docstring_path, encoding="utf-8") as handle:
@@ -201,9 +202,41 @@ except BaseException as exc:
     emit()
     sys.exit(0)
 
+def meant(example, got):
+    """Whether output doctest rejects is still what the docstring's author plainly wrote:
+    the same literal in other spelling (`"21"` for `'21'`), or `True` for an example that is a
+    comparison with no output line (`>>> f([]) == 0`)."""
+    want = example.want.strip()
+    got = got.strip()
+    if not want:
+        try:
+            tree = ast.parse(example.source, mode="eval")
+        except SyntaxError:
+            return False
+        return isinstance(tree.body, ast.Compare) and got == "True"
+    try:
+        return same(ast.literal_eval(got), ast.literal_eval(want))
+    except Exception:
+        return False
+
+def left_side(source, globs):
+    """`f(x) is 3` for a comparison example: its left side evaluated again."""
+    try:
+        tree = ast.parse(source, mode="eval")
+        left = tree.body.left
+        value = eval(compile(ast.Expression(left), "<doctest>", "eval"), globs)
+        return "%s is %s" % (ast.unparse(left), repr(value)[:200])
+    except BaseException as exc:
+        return "its left side raised %s" % type(exc).__name__
+
 class Runner(doctest.DocTestRunner):
     def report_failure(self, out, test, example, got):
-        results.append({"source": example.source.strip(), "want": example.want.strip(), "got": got.strip()})
+        if meant(example, got):
+            return
+        want, got = example.want.strip(), got.strip()
+        if not want and got == "False":  # `>>> f(x) == y` that does not hold: say what f gave
+            want, got = "True", "False (%s)" % left_side(example.source, test.globs)
+        results.append({"source": example.source.strip(), "want": want, "got": got})
     def report_unexpected_exception(self, out, test, example, exc_info):
         kind, value = exc_info[0], exc_info[1]
         results.append({"source": example.source.strip(), "error": "%s: %s" % (kind.__name__, value)})
@@ -219,9 +252,47 @@ def same(got, want):
     except Exception:
         return False
 
+def parse_examples(text):
+    """The docstring's doctest examples. Doctest rejects a whole docstring for one malformed
+    example; then each prompt's block is parsed alone, and only the rejected ones are left out.
+    An example whose source does not compile cannot test anything: it is left out as well."""
+    parser = doctest.DocTestParser()
+    try:
+        found = parser.get_examples(text, name)
+    except ValueError:
+        found = None
+    rejected = []
+    if found is None:
+        found = []
+        lines = text.splitlines(keepends=True)
+        starts = [i for i, line in enumerate(lines) if line.lstrip().startswith(">>>")]
+        for index, start in enumerate(starts):
+            end = starts[index + 1] if index + 1 < len(starts) else len(lines)
+            try:
+                block = parser.get_examples("".join(lines[start:end]), name)
+            except ValueError as exc:
+                reason = re.sub(r"^line \d+ of the docstring for \S+ (?:has )?", "", str(exc))
+                rejected.append({"source": lines[start].strip(), "unparsed": reason})
+                continue
+            for example in block:
+                example.lineno += start
+            found.extend(block)
+    kept = []
+    for example in found:
+        try:
+            compile(example.source, "<doctest>", "single", dont_inherit=True)
+        except (SyntaxError, ValueError) as exc:
+            rejected.append({"source": ">>> " + example.source.strip().splitlines()[0],
+                             "unparsed": "%s: %s" % (type(exc).__name__, getattr(exc, "msg", exc))})
+            continue
+        kept.append(example)
+    return kept, rejected
+
 attempted = 0
 if docstring.strip():
-    test = doctest.DocTestParser().get_doctest(docstring, dict(vars(module)), name, rel_path, 0)
+    found, rejected = parse_examples(docstring)
+    results.extend(rejected)
+    test = doctest.DocTest(found, dict(vars(module)), name, rel_path, 0, docstring)
     runner = Runner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
     attempted += runner.run(test, out=lambda text: None, clear_globs=True).attempted
 for example in examples:
@@ -257,6 +328,14 @@ def digest_doctest(stdout: str, name: str) -> TestOutcome:
     for record in records:
         if "attempted" in record:
             outcome.passed = max(0, int(record["attempted"]) - outcome.failed)
+            if not int(record["attempted"]):
+                outcome.ran = False
+                outcome.reason = f"no docstring example of {name} could be run"
+                if outcome.unparsed:
+                    outcome.reason += f": {outcome.unparsed[0]}"
+            continue
+        if "unparsed" in record:
+            outcome.unparsed.append(f"{record.get('source', '?')} ({record['unparsed']})")
             continue
         label = f"{record.get('kind', 'doctest')} {name}"
         outcome.failed += 1
