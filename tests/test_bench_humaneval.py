@@ -81,6 +81,16 @@ def test_unknown_arms_are_named(tmp_path):
                         str(tmp_path / "x.json")])
 
 
+
+def test_unknown_or_malformed_problem_numbers_are_named(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="no such problem.*HumanEval/164"):
+        humaneval.main(["--problems", "3,164", "--out", str(tmp_path / "x.json")])
+    with pytest.raises(SystemExit):
+        humaneval.main(["--problems", "3,x", "--out", str(tmp_path / "x.json")])
+    assert "--problems: expected comma-separated numbers like 38,51, got '3,x'" in \
+        capsys.readouterr().err
+
+
 @pytest.mark.model
 @pytest.mark.slow
 def test_one_problem_with_the_real_model_scores_every_arm(tmp_path, isolated_home, capsys,

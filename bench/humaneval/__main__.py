@@ -18,7 +18,7 @@ edits that the hidden tests reject (what "verified" missed).
 
 Usage: python -m bench.humaneval [--limit N] [--start I] [--order natural|spread]
            [--knowledge on|off|both] [--candidates N] [--retries N] [--resume]
-           [--arms raw_greedy,harness_hidden,...] [--report-only]
+           [--arms raw_greedy,harness_hidden,...] [--problems 38,51] [--report-only]
            [--out bench/results/humaneval.json]
 `--order spread` runs problems 0,4,8,... then 1,5,9,... so that a run stopped early is a sample
 of the whole set. Creating the file `<out>.pause` makes the run wait between problems until it
@@ -130,8 +130,16 @@ def wait_while_paused(out: Path) -> None:
 
 def run(limit: int | None, start: int, out: Path, *, knowledge: str = "on",
         candidates: int = 5, retries: int = 3, order: str = "natural",
-        resume: bool = False, only: tuple[str, ...] = ()) -> dict:
+        resume: bool = False, only: tuple[str, ...] = (),
+        numbers: tuple[int, ...] = ()) -> dict:
     problems = problem_order(list(read_problems().values())[start:], order)
+    if numbers:
+        wanted = {f"HumanEval/{number}" for number in numbers}
+        missing = wanted - {problem["task_id"] for problem in problems}
+        if missing:
+            raise SystemExit(f"no such problem(s): {', '.join(sorted(missing))} "
+                             f"(HumanEval/0 to HumanEval/163, after --start)")
+        problems = [problem for problem in problems if problem["task_id"] in wanted]
     if limit:
         problems = problems[:limit]
     generation = GenerationConfig(max_tokens=256, candidates=candidates, max_retries=retries)
@@ -294,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retries", type=int, default=3,
                         help="[generation] max_retries for the harness arms")
     parser.add_argument("--order", choices=("natural", "spread"), default="natural")
+    parser.add_argument("--problems", default="",
+                        help="comma-separated problem numbers (38,51): those problems only")
     parser.add_argument("--arms", default="",
                         help="comma-separated subset of the arms (a quick comparison); "
                              "default: every arm")
@@ -303,6 +313,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="print the table and draw the plot of --out as it is (a run in "
                              "progress or stopped early), running nothing")
     args = parser.parse_args(argv)
+    try:
+        numbers = tuple(int(n) for n in args.problems.split(",") if n.strip())
+    except ValueError:
+        parser.error(f"--problems: expected comma-separated numbers like 38,51, "
+                     f"got {args.problems!r}")
     if args.report_only:
         report = json.loads(args.out.read_text())
         # Totals are recounted from the rows: a report written by an older version of this
@@ -314,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     report = run(args.limit, args.start, args.out, knowledge=args.knowledge,
                  candidates=args.candidates, retries=args.retries, order=args.order,
-                 resume=args.resume, only=tuple(a for a in args.arms.split(",") if a))
+                 resume=args.resume, only=tuple(a for a in args.arms.split(",") if a),
+                 numbers=numbers)
     args.out.write_text(json.dumps(report, indent=2, default=str))
     print(table(report))
     plot(report, args.out.with_suffix(".png"))
