@@ -107,6 +107,7 @@ class Example:
     alternatives: tuple[str, ...] = ()
     line: int = 0  # 1-based line inside the docstring
     weak: bool = False
+    guard: str = ""  # a source evaluated first: when it raises, the check is skipped
 
     @property
     def display(self) -> str:
@@ -115,7 +116,8 @@ class Example:
 
     def as_record(self) -> dict[str, object]:
         return {"call": self.call, "display": self.display, "want": one_line(self.expected),
-                "expected": [self.expected, *self.alternatives], "line": self.line}
+                "expected": [self.expected, *self.alternatives], "line": self.line,
+                "guard": self.guard}
 
 
 def one_line(source: str) -> str:

@@ -35,6 +35,7 @@ from ..workspace import Workspace
 from . import lint as lint_mod
 from .doctests import mend_line_breaks
 from .examples import Example, bound_names, docstring_examples, function_parameters
+from .inverses import inverse_checks
 from .review import review
 from .sandbox import Limits, ProcessResult, Sandbox
 from .testrun import (
@@ -345,6 +346,8 @@ class Gate:
             bound = bound_names(module) | request.defined_elsewhere if module is not None \
                 else None
             examples = docstring_examples(docstring or "", request.symbol, parameters, bound)
+            if module is not None:  # an implemented inverse gives round-trip checks
+                examples += inverse_checks(module, request.symbol)
         if not refs and not has_doctest and not examples:
             return GateResult("test", True,
                               skipped=f"no tests found for {request.symbol or request.path}")

@@ -296,6 +296,11 @@ if docstring.strip():
     runner = Runner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
     attempted += runner.run(test, out=lambda text: None, clear_globs=True).attempted
 for example in examples:
+    if example.get("guard"):
+        try:  # a check's precondition (the input is in the encoder's domain): else skip it
+            eval(compile(example["guard"], "<self check>", "eval"), dict(vars(module)))
+        except BaseException:
+            continue
     attempted += 1
     wants = [ast.literal_eval(source) for source in example["expected"]]
     try:
