@@ -9,7 +9,7 @@ import pytest
 
 from localcode_lsp.config import load_config
 from localcode_lsp.inference import BackendError, create_backend
-from localcode_lsp.inference.backend import Completion
+from localcode_lsp.inference.backend import Completion, merge_identical
 from localcode_lsp.inference.fim import (
     TEMPLATES,
     detect_fim_template,
@@ -27,7 +27,6 @@ from localcode_lsp.inference.grammar import (
     parse_yes_no,
     python_function_grammar,
 )
-from localcode_lsp.inference.llama_backend import merge_identical
 from localcode_lsp.inference.model_files import GGUFMetadata
 from localcode_lsp.inference.openai_backend import OpenAIBackend
 from localcode_lsp.inference.stops import (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol, runtime_checkable
 
 from ..cancel import CancelToken
@@ -44,6 +44,18 @@ class Completion:
     @property
     def tokens_per_second(self) -> float:
         return self.completion_tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+def merge_identical(results: Sequence[Completion]) -> list[Completion]:
+    """Merge completions whose text is the same up to trailing whitespace (votes add up)."""
+    merged: dict[str, Completion] = {}
+    for result in results:
+        key = result.text.rstrip()
+        if key in merged:
+            merged[key].votes += result.votes
+        else:
+            merged[key] = replace(result)
+    return list(merged.values())
 
 
 def code_first_grammar(marker: str) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..cancel import CancelToken
 from ..logs import get_logger
-from .backend import BackendError, Completion, ModelInfo, StopRule
+from .backend import BackendError, Completion, ModelInfo, StopRule, merge_identical
 from .fim import FimTemplate, resolve_fim_template, strip_sentinels, suffix_stop_line
 from .model_files import GGUFMetadata, read_gguf_metadata, validate_gguf
 
@@ -544,15 +544,3 @@ class LlamaCppBackend:
                                                                   template.sentinels))
                 results.append(result)
         return merge_identical(results)
-
-
-def merge_identical(results: Sequence[Completion]) -> list[Completion]:
-    """Merge completions whose text is the same up to trailing whitespace (votes add up)."""
-    merged: dict[str, Completion] = {}
-    for result in results:
-        key = result.text.rstrip()
-        if key in merged:
-            merged[key].votes += result.votes
-        else:
-            merged[key] = replace(result)
-    return list(merged.values())

@@ -29,9 +29,15 @@ from dataclasses import replace
 from typing import Any
 
 from ..cancel import CancelToken
-from .backend import BackendError, Completion, ModelInfo, StopRule, code_first_grammar
+from .backend import (
+    BackendError,
+    Completion,
+    ModelInfo,
+    StopRule,
+    code_first_grammar,
+    merge_identical,
+)
 from .fim import FimTemplate, strip_sentinels, suffix_stop_line
-from .llama_backend import merge_identical
 
 CHARS_PER_TOKEN_ESTIMATE = 3.5
 

@@ -1,8 +1,9 @@
 """A scripted Backend for pipeline unit tests: pre-set outputs, every prompt recorded.
 
-Outputs are consumed in call order (one per completion; `candidates(n)` takes n). An output may
-be a callable `prompt -> text`, so a test can answer from what the model was shown. `on_call`
-runs before each completion (tests cancel a token there to stop the pipeline mid-state).
+Outputs are consumed in call order (one per completion; `candidates(n)` takes n and merges
+identical ones, as the real backends do). An output may be a callable `prompt -> text`, so a test
+can answer from what the model was shown. `on_call` runs before each completion (tests cancel a
+token there to stop the pipeline mid-state).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from localcode_lsp.cancel import CancelToken
-from localcode_lsp.inference.backend import Completion, ModelInfo
+from localcode_lsp.inference.backend import Completion, ModelInfo, merge_identical
 
 Output = str | Callable[[str], str]
 
@@ -24,6 +25,7 @@ class ScriptedCall:
     max_tokens: int
     suffix: str | None = None  # an infill's suffix
     code_first: str = ""
+    seed: int | None = None
 
 
 @dataclass
@@ -49,7 +51,7 @@ class ScriptedBackend:
     def _next(self, prompt: str, grammar: str | None, temperature: float, max_tokens: int,
               stop: Sequence[str], stop_rule, cancel: CancelToken | None, seed,
               suffix: str | None = None, code_first: str = "") -> Completion:
-        call = ScriptedCall(prompt, grammar, temperature, max_tokens, suffix, code_first)
+        call = ScriptedCall(prompt, grammar, temperature, max_tokens, suffix, code_first, seed)
         self.calls.append(call)
         if self.on_call is not None:
             self.on_call(call)
@@ -87,5 +89,7 @@ class ScriptedBackend:
                    cancel: CancelToken | None = None, stop_rule=None,
                    seed: int = 0, code_first: str = "",
                    suffix: str | None = None) -> list[Completion]:
-        return [self._next(prompt, grammar, temperature, max_tokens, stop, stop_rule, cancel,
-                           seed + i, suffix, code_first) for i in range(n)]
+        # identical samples come back merged with their votes, as from the real backends
+        return merge_identical([self._next(prompt, grammar, temperature, max_tokens, stop,
+                                           stop_rule, cancel, seed + i, suffix, code_first)
+                                for i in range(n)])
