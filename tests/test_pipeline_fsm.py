@@ -14,7 +14,6 @@ from localcode_lsp.config import Config, GenerationConfig
 from localcode_lsp.data import Position, Task
 from localcode_lsp.engine import Engine
 from localcode_lsp.pipeline import TRANSITIONS, State, next_state, run_task
-from localcode_lsp.pipeline.fsm import PromptVariant, portfolio
 from localcode_lsp.pipeline.states import TERMINAL
 
 CALC = '''"""Calculator helpers."""
@@ -172,72 +171,25 @@ def test_retry_exhaustion_returns_no_candidate_and_no_patch(tmp_path):
     assert result.patches == []
     assert FAIL_LINE in result.message
     generate = [c["purpose"] for c in result.model_calls if c["state"] == "GENERATE"]
-    # a stub with no instruction: the file alone greedy, then the context prompt; each retry
-    # is the feedback prompt's greedy candidate and a sample of the file alone
+    # the first attempt also asks for the file alone; the retries carry feedback, so do not
     assert generate == ["body of double from the file alone (attempt 0)",
-                        "body of double (attempt 0)",
-                        "body of double (attempt 1)",
-                        "body of double from the file alone (attempt 1)",
-                        "body of double (attempt 2)",
-                        "body of double from the file alone (attempt 2)"]
+                        "body of double (attempt 0)", "body of double (attempt 1)",
+                        "body of double (attempt 2)"]
     assert states_of(result)[-1] == "VERIFY" and result.trace[-1].state == "FAILED"
     # identical bodies are verified once, not once per attempt
     assert len(engine.gate.requests) == 1
     assert (tmp_path / "calc.py").read_text() == CALC
 
 
-def test_portfolio_gives_each_greedy_candidate_then_spreads_the_samples():
-    plain = PromptVariant("file alone", [], greedy=True)
-    context = PromptVariant("context", [], greedy=True)
-    sampled = PromptVariant("file alone, samples", [], greedy=False)
-    assert portfolio(1, [plain, context]) == [1, 0]
-    assert portfolio(2, [plain, context]) == [1, 1]
-    assert portfolio(3, [plain, context]) == [2, 1]
-    assert portfolio(5, [plain, context]) == [3, 2]
-    assert portfolio(2, [context, sampled]) == [1, 1]
-    assert portfolio(3, [context, sampled]) == [2, 1]
-    assert portfolio(5, [context, sampled]) == [3, 2]
-    assert portfolio(4, [context]) == [4]
-    assert portfolio(0, [plain, context]) == [0, 0]
-
-
-def test_retries_of_a_stub_also_sample_the_file_alone_with_fresh_seeds(tmp_path):
-    """The plain prompt is the small model's strongest; a retry keeps drawing from it (samples
-    with seeds of its own attempt, never its greedy candidate again) beside the feedback."""
-    engine, backend = make_engine(tmp_path, [], candidates=3, retries=2)
-    backend.default = BAD
-    result = engine.implement(Task(path="calc.py", symbol="double", intent="edit"))
-    assert result.status == "no_candidate"
-    plain_head = CALC[: CALC.index("    \"\"\"\n\n\ndef quadruple") + 8]
-    plain = [c for c in backend.calls if c.prompt == plain_head]
-    feedback = [c for c in backend.calls if "previous attempt failed" in c.prompt]
-    # attempt 0: the file alone greedy + 1 sample, the context prompt greedy;
-    # attempts 1 and 2: the feedback prompt greedy + 1 sample, 1 sample of the file alone
-    assert [c.temperature for c in plain] == [0.0, 0.6, 0.6, 0.6]
-    assert len({c.seed for c in plain[1:]}) == 3
-    assert [c.temperature for c in feedback] == [0.0, 0.6, 0.0, 0.6]
-    assert len(backend.calls) == 9 == sum(c["n"] for c in result.model_calls
-                                          if c["state"] == "GENERATE")
-
-
-def test_an_instruction_or_a_written_body_keeps_every_candidate_on_the_context_prompt(tmp_path):
-    engine, backend = make_engine(tmp_path, [], candidates=3, retries=1)
-    backend.default = BAD
-    result = engine.implement(Task(path="calc.py", symbol="double", intent="edit",
-                                   instruction="return twice x"))
-    purposes = [c["purpose"] for c in result.model_calls if c["state"] == "GENERATE"]
-    assert purposes == ["body of double (attempt 0)", "body of double (attempt 1)"]
-    assert all("Task: return twice x" in c.prompt for c in backend.calls)
-
-
 def test_model_calls_count_identical_samples_that_came_back_merged(tmp_path):
-    engine, backend = make_engine(tmp_path, [], candidates=5, retries=0)
+    engine, backend = make_engine(tmp_path, [], candidates=4, retries=0)
     backend.default = BAD
     result = engine.implement(Task(path="calc.py", symbol="double", intent="edit"))
     calls = [c for c in result.model_calls if c["state"] == "GENERATE"]
-    # the file alone: greedy + 2 identical samples (merged); the context prompt: greedy + 1
-    assert [(c["n"], c["distinct"]) for c in calls] == [(3, 2), (2, 2)]
-    assert sum(c["n"] for c in calls) == len(backend.calls) == 5
+    # the file alone: greedy; the context prompt: greedy + 2 identical samples (merged)
+    assert [(c["n"], c["distinct"]) for c in calls] == [(1, 1), (3, 2)]
+    assert [c["temperature"] for c in calls] == [0.0, 0.6]
+    assert sum(c["n"] for c in calls) == len(backend.calls) == 4
 
 
 def test_a_passing_candidate_is_never_lost_by_a_later_attempt(tmp_path):

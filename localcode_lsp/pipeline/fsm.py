@@ -65,31 +65,6 @@ class Attempt:
     verified_bodies: dict[str, Verdict] = field(default_factory=dict)
 
 
-@dataclass
-class PromptVariant:
-    """One prompt GENERATE draws candidates from; `greedy`: its first candidate is greedy."""
-
-    purpose: str
-    sections: Sequence[Section]
-    greedy: bool = True
-
-
-def portfolio(n: int, variants: Sequence[PromptVariant]) -> list[int]:
-    """How many of `n` candidates each prompt gives: one greedy candidate per prompt that has
-    one (in order, while any are left), then each sample to the prompt with the fewest so far
-    (the first of them on a tie)."""
-    counts = [0] * len(variants)
-    left = n
-    for index, variant in enumerate(variants):
-        if variant.greedy and left:
-            counts[index] += 1
-            left -= 1
-    while left and variants:
-        counts[counts.index(min(counts))] += 1
-        left -= 1
-    return counts
-
-
 class PipelineRun:
     """All the state of one task while it moves through the table."""
 
@@ -546,26 +521,22 @@ class PipelineRun:
         stop_rule = BodyStop(target.def_indent)
         marker = comment_marker(target.path)  # the body starts with code, not `# TODO`
         suffix = self._fim_suffix(target)
-        name = target.qualified_name
-        attempt = self.attempt.number
-        variants = [PromptVariant(f"body of {name} (attempt {attempt})", sections, greedy=True)]
-        if n > 1 and self._plain_variant(target):
-            # The file exactly as it is: what a plain completion of the stub would write. A
-            # small base model is thrown off by any added line, so this prompt gives its best
-            # guess (greedy, first attempt only: it would repeat itself) and, on every attempt,
-            # samples beside those of the context or feedback prompt.
-            plain = PromptVariant(f"body of {name} from the file alone (attempt {attempt})",
-                                  prompts.plain_body_sections(target.prefix),
-                                  greedy=attempt == 0)
-            variants = [plain, *variants] if plain.greedy else [*variants, plain]
         completions = []
-        for variant, count in zip(variants, portfolio(n, variants), strict=True):
-            if count:
-                completions += self.call_model(
-                    State.GENERATE, variant.purpose, variant.sections, n=count,
-                    temperature=gen.temperature, max_tokens=gen.max_tokens,
-                    stop_rule=stop_rule, seed=seed, greedy_first=variant.greedy,
-                    code_first=marker, suffix=suffix)
+        if n > 1 and self._plain_variant(target, feedback):
+            # The file exactly as it is, greedy: what a plain completion of a stub would write.
+            # A small base model is sensitive to any added line; this candidate keeps its best
+            # guess in the running, the context prompt below gives the others.
+            completions += self.call_model(
+                State.GENERATE, f"body of {target.qualified_name} from the file alone "
+                                f"(attempt {self.attempt.number})",
+                prompts.plain_body_sections(target.prefix), n=1, temperature=0.0,
+                max_tokens=gen.max_tokens, stop_rule=stop_rule, seed=seed, code_first=marker,
+                suffix=suffix)
+        completions += self.call_model(
+            State.GENERATE, f"body of {target.qualified_name} (attempt {self.attempt.number})",
+            sections, n=n - len(completions), temperature=gen.temperature,
+            max_tokens=gen.max_tokens, stop_rule=stop_rule, seed=seed, greedy_first=True,
+            code_first=marker, suffix=suffix)
         self.attempt.candidates = []
         seen: set[str] = set()
         for completion in completions:
@@ -590,10 +561,10 @@ class PipelineRun:
         return "candidates", (f"{len(self.attempt.candidates)} distinct candidates for "
                               f"{target.qualified_name}{retry}")
 
-    def _plain_variant(self, target: FunctionTarget) -> bool:
-        """A stub to implement from its own docstring, nothing else asked."""
+    def _plain_variant(self, target: FunctionTarget, feedback: list[str]) -> bool:
+        """A stub to implement from its own docstring, first attempt, nothing else asked."""
         stub = target.is_stub or not target.old_body.strip()
-        return stub and not self.description and self.intent != "fix"
+        return stub and not feedback and not self.description and self.intent != "fix"
 
     def _generate_new_code(self, n: int, seed: int, feedback: list[str]) -> tuple[str, str]:
         spot = self.new_code
