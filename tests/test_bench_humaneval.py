@@ -113,3 +113,40 @@ def test_one_problem_with_the_real_model_scores_every_arm(tmp_path, isolated_hom
     assert set(report["totals"]) == {"raw_greedy", "harness_hidden", "raw_pass_at_k"}
     assert "harness_hidden" in capsys.readouterr().out
     assert out.with_suffix(".png").exists()
+
+
+ceiling = pytest.importorskip("bench.humaneval.ceiling")
+
+
+def test_pass_at_k_is_the_unbiased_estimate():
+    assert ceiling.pass_at_k(20, 0, 5) == 0.0
+    assert ceiling.pass_at_k(20, 20, 1) == 1.0
+    assert ceiling.pass_at_k(5, 1, 1) == pytest.approx(0.2)
+    assert ceiling.pass_at_k(5, 1, 5) == 1.0  # every sample drawn: the right one is among them
+    assert ceiling.pass_at_k(4, 2, 2) == pytest.approx(1 - 1 / 6)
+    # one right sample of ten, three drawn: 1 - C(9,3)/C(10,3) = 3/10
+    assert ceiling.pass_at_k(10, 1, 3) == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="k=6 is more than the 5 samples"):
+        ceiling.pass_at_k(5, 1, 6)
+
+
+def test_ceiling_report_sums_expectations_and_lists_what_some_sample_solved(tmp_path, capsys):
+    rows = [{"task_id": "HumanEval/1", "samples": 10, "distinct": 7, "correct": 1, "seconds": 1.0},
+            {"task_id": "HumanEval/2", "samples": 10, "distinct": 2, "correct": 10, "seconds": 1.0},
+            {"task_id": "HumanEval/3", "samples": 10, "distinct": 9, "correct": 0, "seconds": 1.0}]
+    assert ceiling.ks(10) == [1, 2, 3, 5, 6, 10]
+    assert ceiling.ks(8) == [1, 2, 3, 5, 6, 8]
+    config = ceiling.Config()
+    report = ceiling.summarize(rows, "m", config, 10)
+    assert report["expected_solved"]["1"] == pytest.approx(1.1)
+    assert report["expected_solved"]["3"] == pytest.approx(1.3)
+    assert report["expected_solved"]["10"] == 2.0
+    assert report["any_sample"] == 2
+    assert report["solved_by_some_sample"] == ["HumanEval/1", "HumanEval/2"]
+    out = tmp_path / "ceiling.json"
+    out.write_text(json.dumps(report))
+    assert ceiling.main(["--report-only", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "3 problems" in printed and "any of 10" in printed
+    assert [line.split() for line in printed.splitlines() if line.strip().startswith("3 ")] \
+        == [["3", "1.30"]]

@@ -189,7 +189,9 @@ class PipelineRun:
                 "evaluated_tokens": int(details.get("evaluated_tokens", 0) or 0),
                 "completion_tokens": int(details.get("completion_tokens", 0) or 0),
                 "n": 1,
+                "distinct": 1,
                 "temperature": self.config.generation.temperature_classify,
+                "greedy_first": False,
                 "grammar": True,
                 "ms": round(float(details.get("seconds", 0.0) or 0.0) * 1000, 1),
             })
