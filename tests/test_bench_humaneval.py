@@ -150,3 +150,25 @@ def test_ceiling_report_sums_expectations_and_lists_what_some_sample_solved(tmp_
     assert "3 problems" in printed and "any of 10" in printed
     assert [line.split() for line in printed.splitlines() if line.strip().startswith("3 ")] \
         == [["3", "1.30"]]
+
+
+def test_compare_sets_a_harness_arm_against_raw_sampling_at_its_own_calls():
+    samples = {"rows": [
+        {"task_id": "HumanEval/1", "samples": 10, "correct": 1},
+        {"task_id": "HumanEval/2", "samples": 10, "correct": 0},
+        {"task_id": "HumanEval/3", "samples": 10, "correct": 10}]}
+    run = {"rows": [
+        {"task_id": "HumanEval/1", "raw_greedy": {"passed": False},
+         "harness_hidden": {"passed": True, "calls": 3}},
+        {"task_id": "HumanEval/2", "raw_greedy": {"passed": False},
+         "harness_hidden": {"passed": False, "calls": 12}},  # more calls than samples: capped
+        {"task_id": "HumanEval/4", "raw_greedy": {"passed": True},  # not sampled: left out
+         "harness_hidden": {"passed": True, "calls": 1}}]}
+    result = ceiling.compare(samples, run)
+    assert result["problems"] == 2 and result["solved"] == 1 and result["model_calls"] == 15
+    assert result["expected_raw_pass_at_k"] == pytest.approx(0.3)  # 1 - C(9,3)/C(10,3)
+    assert result["calls_capped_at_n"] == 1 and result["raw_greedy"] == 0
+    assert result["solved_by_arm"] == ["HumanEval/1"]
+    assert "expected: 0.30 (1 problems capped at n)" in ceiling.comparison_table(result)
+    with pytest.raises(SystemExit, match="no problem has both"):
+        ceiling.compare(samples, run, arm="harness_visible")

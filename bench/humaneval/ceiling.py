@@ -7,8 +7,13 @@ Code") gives the expected number of problems that k samples solve with a perfect
 k up to n. That is the ceiling of a harness that spends k model calls on one prompt and picks
 well, and it shows how much of a one-draw comparison between arms is the luck of the seeds.
 
+`--compare RUN.json` sets a run of `python -m bench.humaneval` against the samples: for each
+problem both have, the harness arm's result next to the expected raw pass@k at the calls that
+arm spent on that problem (capped at n), i.e. the raw pass@k arm without the luck of one draw.
+
 Usage: python -m bench.humaneval.ceiling [--samples 20] [--limit N] [--order natural|spread]
-           [--resume] [--report-only] [--out bench/results/humaneval-ceiling.json]
+           [--resume] [--report-only] [--compare RUN.json [--arm harness_hidden]]
+           [--out bench/results/humaneval-ceiling.json]
 """
 
 from __future__ import annotations
@@ -87,6 +92,46 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def compare(ceiling: dict, run: dict, arm: str = "harness_hidden") -> dict:
+    """The harness arm of `run` against the expected raw pass@k at its own calls, per problem,
+    over the problems both reports have."""
+    samples = {row["task_id"]: row for row in ceiling["rows"]}
+    rows = [row for row in run["rows"] if arm in row and row["task_id"] in samples]
+    if not rows:
+        raise SystemExit(f"no problem has both samples and a {arm!r} result")
+    expected = 0.0
+    capped = 0
+    for row in rows:
+        sampled = samples[row["task_id"]]
+        k = max(1, int(row[arm]["calls"]))
+        if k > sampled["samples"]:
+            capped += 1
+            k = sampled["samples"]
+        expected += pass_at_k(sampled["samples"], sampled["correct"], k)
+    greedy = [row for row in rows if "raw_greedy" in row]
+    return {"arm": arm, "problems": len(rows),
+            "solved": sum(int(row[arm]["passed"]) for row in rows),
+            "model_calls": sum(int(row[arm]["calls"]) for row in rows),
+            "expected_raw_pass_at_k": round(expected, 2), "calls_capped_at_n": capped,
+            "raw_greedy": sum(int(row["raw_greedy"]["passed"]) for row in greedy)
+            if greedy else None,
+            "solved_by_arm": [row["task_id"] for row in rows if row[arm]["passed"]],
+            "some_sample_solved": [row["task_id"] for row in rows
+                                   if samples[row["task_id"]]["correct"]]}
+
+
+def comparison_table(result: dict) -> str:
+    lines = [f"{result['arm']} against raw sampling at the same calls, "
+             f"{result['problems']} problems ({result['model_calls']} calls)",
+             f"  {result['arm']} solved: {result['solved']}",
+             f"  raw pass@k at the same calls, expected: {result['expected_raw_pass_at_k']:.2f}"
+             + (f" ({result['calls_capped_at_n']} problems capped at n)"
+                if result["calls_capped_at_n"] else "")]
+    if result["raw_greedy"] is not None:
+        lines.append(f"  raw greedy solved: {result['raw_greedy']}")
+    return "\n".join(lines)
+
+
 def run(samples: int, limit: int | None, order: str, out: Path, resume: bool) -> dict:
     config = dataclasses.replace(Config(), generation=GenerationConfig(max_tokens=256))
     problems = problem_order(list(read_problems().values()), order)
@@ -122,11 +167,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the rows already in --out and sample the other problems")
     parser.add_argument("--report-only", action="store_true",
                         help="print the table of --out as it is, sampling nothing")
+    parser.add_argument("--compare", type=Path, default=None,
+                        help="a report of python -m bench.humaneval to set against the samples")
+    parser.add_argument("--arm", default="harness_hidden", help="the arm --compare looks at")
     args = parser.parse_args(argv)
     if args.samples < 1:
         parser.error(f"--samples: expected at least 1, got {args.samples}")
-    if args.report_only:
-        print(table(json.loads(args.out.read_text())))
+    if args.report_only or args.compare:
+        report = json.loads(args.out.read_text())
+        print(table(report))
+        if args.compare:
+            print(comparison_table(compare(report, json.loads(args.compare.read_text()),
+                                           args.arm)))
         return 0
     report = run(args.samples, args.limit, args.order, args.out, args.resume)
     print(table(report))
