@@ -172,3 +172,93 @@ def test_compare_sets_a_harness_arm_against_raw_sampling_at_its_own_calls():
     assert "expected: 0.30 (1 problems capped at n)" in ceiling.comparison_table(result)
     with pytest.raises(SystemExit, match="no problem has both"):
         ceiling.compare(samples, run, arm="harness_visible")
+
+
+selection = pytest.importorskip("bench.humaneval.selection")
+
+
+def _sample(votes: int, passed: bool, gate_passed: bool, lines: int = 1) -> dict:
+    return {"votes": votes, "passed": passed, "gate_passed": gate_passed, "lines": lines}
+
+
+def test_taking_any_accepted_sample_is_exact_and_agrees_with_simulation():
+    # 10 draws: 2 right and accepted, 3 wrong but accepted, 5 rejected
+    result = selection.any_accepted(10, accepted=5, right=2, k=3)
+    some = 1 - 10 / 120  # 1 - C(5,3)/C(10,3)
+    assert result["solved"] == pytest.approx(some * 2 / 5)
+    assert result["wrong"] == pytest.approx(some * 3 / 5)
+    assert result["none"] == pytest.approx(10 / 120)
+    assert selection.any_accepted(10, 0, 0, 3) == {"solved": 0.0, "wrong": 0.0, "none": 1.0}
+    # with every accepted sample as long as the others, "shortest" is a random accepted pick
+    samples = [_sample(2, True, True), _sample(3, False, True), _sample(5, False, False)]
+    simulated = selection.simulate(samples, 3, 4000, selection.random.Random(1), "short")
+    assert simulated["solved"] == pytest.approx(result["solved"], abs=0.03)
+    assert simulated["none"] == pytest.approx(result["none"], abs=0.02)
+
+
+def test_vote_and_shortest_picks_follow_their_preference():
+    # one right sample drawn 8 times, one wrong but shorter one drawn twice: the gate takes both
+    samples = [_sample(8, True, True, lines=5), _sample(2, False, True, lines=1)]
+    rng = selection.random.Random(0)
+    # all 10 drawn: the vote takes the 8, the shortest takes the wrong one-liner
+    assert selection.simulate(samples, 10, 50, rng, "vote")["solved"] == 1.0
+    assert selection.simulate(samples, 10, 50, rng, "short")["wrong"] == 1.0
+    row = {"task_id": "HumanEval/9", "outputs": samples}
+    results = selection.outcomes(row, 10, 50, seed=0)
+    assert results["oracle"]["solved"] == 1.0
+    assert results["gate_any"]["solved"] == pytest.approx(0.8)
+
+
+def test_selection_report_sums_outcomes_per_policy_and_counts_what_the_gate_accepted(capsys):
+    rows = [{"task_id": "HumanEval/1", "checked": True,
+             "outputs": [_sample(1, True, True), _sample(3, False, False)]},
+            {"task_id": "HumanEval/2", "checked": False,
+             "outputs": [_sample(4, False, True)]}]
+    report = selection.summarize(rows, draws=200)
+    assert report["samples_per_problem"] == 4 and list(report["expected"]) == ["1", "2", "3", "4"]
+    at_4 = report["expected"]["4"]
+    assert at_4["oracle"]["solved"] == 1.0
+    # problem 1: the gate accepts only the right one; problem 2: a wrong edit every time
+    assert at_4["gate_any"] == {"solved": 1.0, "wrong": 1.0, "none": 0.0}
+    assert at_4["gate_vote"]["solved"] == 1.0 and at_4["gate_vote"]["wrong"] == 1.0
+    assert report["right_samples_accepted"] == "1 of 1"
+    assert report["wrong_samples_accepted"] == "1 of 2"
+    assert report["checked_problems"] == 1
+    assert "gate_vote" in selection.table(report)
+
+
+def test_the_real_gate_accepts_the_canonical_solution_and_rejects_wrong_bodies(problem):
+    verdicts, checked = selection.gate_verdicts(
+        problem, [problem["canonical_solution"], "    return None\n", "    return True\n"])
+    assert verdicts == [True, False, False]
+    assert checked
+
+
+def test_selection_refuses_a_ceiling_report_without_samples(tmp_path):
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"rows": [{"task_id": "HumanEval/0", "samples": 20,
+                                         "correct": 0}]}))
+    with pytest.raises(SystemExit, match="keeps no samples"):
+        selection.main(["--samples", str(old), "--out", str(tmp_path / "sel.json")])
+
+
+def test_ceiling_keeps_each_distinct_sample_with_its_votes_and_hidden_test_result(problem, tmp_path,
+                                                                                  capsys):
+    from support.scripted_backend import ScriptedBackend
+
+    right = problem["canonical_solution"]
+    backend = ScriptedBackend(outputs=[right, "    return False\n", right, right])
+    row = ceiling.sample_problem(backend, problem, 4, ceiling.Config())
+    assert (row["samples"], row["distinct"], row["correct"]) == (4, 2, 3)
+    assert [(o["votes"], o["passed"]) for o in row["outputs"]] == [(3, True), (1, False)]
+    assert {call.seed for call in backend.calls} == {ceiling.SEED + i for i in range(4)}
+    # the samples go on to the selection benchmark, which puts them before the real gate
+    samples = tmp_path / "ceiling.json"
+    samples.write_text(json.dumps(ceiling.summarize([row], "scripted", ceiling.Config(), 4)))
+    out = tmp_path / "selection.json"
+    assert selection.main(["--samples", str(samples), "--out", str(out), "--draws", "50"]) == 0
+    report = json.loads(out.read_text())
+    assert report["right_samples_accepted"] == "1 of 1"
+    assert report["wrong_samples_accepted"] == "0 of 1"  # `return False` fails the docstring
+    assert report["expected"]["4"]["gate_any"] == {"solved": 1.0, "wrong": 0.0, "none": 0.0}
+    assert "HumanEval/0: gate accepts 1 of 2" in capsys.readouterr().out

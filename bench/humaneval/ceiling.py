@@ -66,10 +66,13 @@ def sample_problem(backend, problem: dict, n: int, config: Config) -> dict:
     outs = backend.candidates(prompt, n, max_tokens=gen.max_tokens, temperature=gen.temperature,
                               stop_rule=BodyStop(indent), seed=SEED)
     body_indent = " " * (indent + 4)
-    correct = sum(out.votes for out in outs
-                  if passes(problem, prompt + trim_body(out.text, indent, body_indent)))
+    outputs = []
+    for out in outs:
+        body = trim_body(out.text, indent, body_indent)
+        outputs.append({"body": body, "votes": out.votes, "passed": passes(problem, prompt + body)})
     return {"task_id": problem["task_id"], "samples": sum(out.votes for out in outs),
-            "distinct": len(outs), "correct": correct, "seconds": time.monotonic() - started}
+            "distinct": len(outs), "correct": sum(o["votes"] for o in outputs if o["passed"]),
+            "seconds": time.monotonic() - started, "outputs": outputs}
 
 
 def summarize(rows: list[dict], model: str, config: Config, samples: int) -> dict:
