@@ -56,7 +56,9 @@ class ConfigError(ValueError):
 class ModelConfig:
     """[model]: which GGUF to load and how."""
 
-    path: str = ""  # empty = the embedded default model (gemma-3-270m)
+    name: str = "qwen2.5-coder-1.5b-instruct"  # a catalogue entry (`localcode models`)
+    path: str = ""  # any GGUF file; when set it wins over `name`
+    prompt_family: str = "auto"  # "auto" (from the model's kind), "base" or "instruct"
     context_length: int = 8192
     n_gpu_layers: int = -1
     n_threads: int = 0  # 0 = one per core, never more than the cores
@@ -64,6 +66,8 @@ class ModelConfig:
     url: str = ""  # base URL of an OpenAI-compatible server when backend = "openai"
     request_timeout: float = 60.0
     fim_template: str = ""  # "" = detect from the vocabulary, "none" = prefix completion, or a name
+    model: str = ""  # backend = "openai": the model name the server expects (vLLM, Ollama)
+    api_key_env: str = ""  # backend = "openai": the environment variable holding the API key
 
 
 @dataclass(frozen=True)
@@ -178,6 +182,7 @@ _RANGES: dict[str, tuple[float | None, float | None]] = {
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "model.backend": ("llama.cpp", "openai"),
+    "model.prompt_family": ("auto", "base", "instruct"),
     "model.fim_template": ("", "none", "qwen", "codegemma", "starcoder", "codellama", "deepseek"),
 }
 

@@ -26,6 +26,11 @@ class Task:
     path: str | None = None  # workspace-relative (or absolute inside the root)
     position: Position | None = None
     symbol: str | None = None
+    # Targeting by position: the enclosing function as the index sees it at `position`
+    # (qualified name such as "Worker.run", and its 0-based [def line, end line) range).
+    # When set, LOCATE takes exactly this function, never another one of the same bare name.
+    qualified_name: str | None = None
+    symbol_range: tuple[int, int] | None = None
     instruction: str = ""
     intent: Intent | None = None  # set when the front end already knows (code actions)
     diagnostics: tuple[str, ...] = ()  # fix intent: the problems at the cursor, one per line

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, TypedDict, runtime_checkable
 
 from ..cancel import CancelToken
 
 
 class BackendError(RuntimeError):
     """A model could not be loaded or reached; the message names the path or URL."""
+
+
+class ChatMessage(TypedDict):
+    """One chat turn: role "system", "user" or "assistant"."""
+
+    role: str
+    content: str
+
+
+ModelKind = Literal["base", "instruct"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +34,9 @@ class ModelInfo:
     special_tokens: dict[str, int] = field(default_factory=dict)
     path: str = ""
     size_bytes: int = 0
+    kind: ModelKind = "base"  # "instruct": trained on chat turns (the instruct prompt family)
+    chat_template: str = ""  # the model's own (Jinja) chat template; "" = none known
+    catalogue_name: str = ""  # the catalogue entry this model is, if any
 
 
 @dataclass
@@ -115,6 +128,25 @@ class Backend(Protocol):
         stop_rule: StopRule | None = None,
         code_first: str = "",
     ) -> Completion: ...
+
+    def chat(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int = 256,
+        stop: Sequence[str] = (),
+        temperature: float = 0.0,
+        seed: int | None = None,
+        grammar: str | None = None,
+        cancel: CancelToken | None = None,
+        stop_rule: StopRule | None = None,
+        prefill: str = "",
+    ) -> Completion:
+        """The assistant's answer to `messages`, rendered with the model's own chat template.
+        `prefill` starts the assistant's turn with that text (e.g. an opening code fence); the
+        returned text excludes it. A grammar constrains the answer as in `complete`. BackendError
+        when the model has no chat template."""
+        ...
 
     def candidates(
         self,

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from localcode_lsp.cancel import CancelToken
-from localcode_lsp.inference.backend import Completion, ModelInfo, merge_identical
+from localcode_lsp.inference.backend import ChatMessage, Completion, ModelInfo, merge_identical
 
 Output = str | Callable[[str], str]
 
@@ -26,6 +26,7 @@ class ScriptedCall:
     suffix: str | None = None  # an infill's suffix
     code_first: str = ""
     seed: int | None = None
+    messages: tuple[ChatMessage, ...] = ()  # a chat call's turns (prompt is their rendering)
 
 
 @dataclass
@@ -35,11 +36,13 @@ class ScriptedBackend:
     on_call: Callable[[ScriptedCall], None] | None = None
     calls: list[ScriptedCall] = field(default_factory=list)
     fim_template: str | None = None  # a name: the scripted model "has" FIM tokens
+    kind: str = "base"  # "instruct": the scripted model takes chat turns
 
     @property
     def info(self) -> ModelInfo:
         return ModelInfo(name="scripted", family="scripted", context_length=8192,
-                         fim=self.fim_template)
+                         fim=self.fim_template, kind="instruct" if self.kind == "instruct"
+                         else "base", chat_template="chatml" if self.kind == "instruct" else "")
 
     def tokenize(self, text: str) -> list[int]:
         # about one token per 4 characters, like real BPE on code
@@ -50,8 +53,10 @@ class ScriptedBackend:
 
     def _next(self, prompt: str, grammar: str | None, temperature: float, max_tokens: int,
               stop: Sequence[str], stop_rule, cancel: CancelToken | None, seed,
-              suffix: str | None = None, code_first: str = "") -> Completion:
-        call = ScriptedCall(prompt, grammar, temperature, max_tokens, suffix, code_first, seed)
+              suffix: str | None = None, code_first: str = "",
+              messages: Sequence[ChatMessage] = ()) -> Completion:
+        call = ScriptedCall(prompt, grammar, temperature, max_tokens, suffix, code_first, seed,
+                            tuple(messages))
         self.calls.append(call)
         if self.on_call is not None:
             self.on_call(call)
@@ -83,6 +88,16 @@ class ScriptedBackend:
             stop_rule=None, code_first: str = "") -> Completion:
         return self._next(prefix, None, temperature, max_tokens, stop, stop_rule, cancel, seed,
                           suffix, code_first)
+
+    def chat(self, messages: Sequence[ChatMessage], *, max_tokens: int = 256,
+             stop: Sequence[str] = (), temperature: float = 0.0, seed: int | None = None,
+             grammar: str | None = None, cancel: CancelToken | None = None, stop_rule=None,
+             prefill: str = "") -> Completion:
+        # the prompt a test sees is a plain ChatML-like rendering of the turns
+        prompt = "".join(f"<|{m['role']}|>\n{m['content']}\n" for m in messages)
+        prompt += "<|assistant|>\n" + prefill
+        return self._next(prompt, grammar, temperature, max_tokens, stop, stop_rule, cancel, seed,
+                          messages=messages)
 
     def candidates(self, prompt: str, n: int, *, max_tokens: int = 256, stop: Sequence[str] = (),
                    temperature: float = 0.6, grammar: str | None = None,
