@@ -23,11 +23,17 @@ from ..logs import get_logger
 from ..workspace import OutsideWorkspace, Workspace
 from .chunks import BM25, Chunk, chunk_file
 from .discovery import discover
-from .graph import DependencyGraph, TestRef, innermost, is_test_file, key_of, module_names
-from .languages import SYMBOL_LANGUAGES, ParserCache, language_for_path
+from .graph import DependencyGraph, TestRef, key_of, module_names
+from .languages import (
+    SYMBOL_LANGUAGES,
+    ParserCache,
+    is_pytest_file,
+    is_test_path,
+    language_for_path,
+)
 from .parsed import ByteEdit, ParsedFile, _point
 from .store import Embedder, EmbeddingModelError, VectorStore, resolve_embedding_model
-from .symbols import CLASS, FileFacts, Import, Queries, Symbol
+from .symbols import FileFacts, Import, Queries, Symbol, byte_offset, innermost, line_starts
 
 log = get_logger("index")
 
@@ -255,7 +261,7 @@ class CodeIndex:
             return record
         try:
             parsed = ParsedFile(path, language, source, self._parsers, self._queries,
-                                with_names=is_test_file(path))
+                                with_names=is_pytest_file(path))
         except ValueError as exc:  # no grammar for this language in the pack
             log.debug("not parsed: %s (%s)", path, exc)
             record.language = None
@@ -391,7 +397,7 @@ class CodeIndex:
                     and record.language is not None:
                 # known file without a tree yet: parse its previous text, then edit
                 parsed = ParsedFile(path, record.language, record.source, self._parsers,
-                                    self._queries, with_names=is_test_file(path))
+                                    self._queries, with_names=is_pytest_file(path))
                 record.parsed = parsed
                 if parsed.replace_text(source):
                     self._after_edit(record, source)
@@ -456,19 +462,13 @@ class CodeIndex:
 
     def enclosing_function(self, rel_path: str, line: int, column: int) -> Symbol | None:
         """The innermost function or method containing (line, column) (0-based; column in code
-        points), or None at module level."""
+        points) of the file as the editor has it, or None at module level. The Symbol carries
+        the qualified name ("Worker.run"), `line_range` and `is_stub`."""
         record = self._record(self._relative(rel_path))
         with self._lock:
             offset = self._byte_offset(record, line, column)
-            functions = [s for s in record.symbols if s.kind != CLASS]
-        if offset is None:
-            return None
-        best: Symbol | None = None
-        for symbol in functions:
-            if symbol.decorated_start_byte <= offset <= symbol.end_byte:
-                if best is None or symbol.start_byte >= best.start_byte:
-                    best = symbol
-        return best
+            symbols = record.symbols
+        return None if offset is None else innermost(symbols, offset, functions_only=True)
 
     def enclosing_symbol(self, rel_path: str, line: int, column: int) -> Symbol | None:
         """Like `enclosing_function`, classes included."""
@@ -482,21 +482,8 @@ class CodeIndex:
     @staticmethod
     def _byte_offset(record: _FileRecord, line: int, column: int) -> int | None:
         if record.line_starts is None:
-            starts = [0]
-            source = record.source
-            position = source.find(b"\n")
-            while position >= 0:
-                starts.append(position + 1)
-                position = source.find(b"\n", position + 1)
-            record.line_starts = starts
-        starts = record.line_starts
-        if line < 0 or line >= len(starts) or column < 0:
-            return None
-        line_start = starts[line]
-        line_end = starts[line + 1] - 1 if line + 1 < len(starts) else len(record.source)
-        text = record.source[line_start:line_end].decode("utf-8", errors="replace")
-        return line_start + min(len(text[:column].encode("utf-8", errors="replace")),
-                                line_end - line_start)
+            record.line_starts = line_starts(record.source)
+        return byte_offset(record.source, line, column, record.line_starts)
 
     def find_symbol(self, name_or_qualified: str, path: str | None = None) -> list[Symbol]:
         """Symbols named `name`, `Class.method`, `pkg.mod.func` or `path.py:Class.method`."""
@@ -522,7 +509,7 @@ class CodeIndex:
                 elif symbol.name == wanted:
                     by_name.append(symbol)
         found = exact or by_name
-        found.sort(key=lambda s: (is_test_file(s.path), s.path, s.start_line))
+        found.sort(key=lambda s: (is_test_path(s.path), s.path, s.start_line))
         return found
 
     def imports(self, rel_path: str) -> list[Import]:

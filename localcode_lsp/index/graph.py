@@ -3,15 +3,13 @@ workspace symbols, callers/callees, and the tests of a symbol."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from .symbols import CLASS, FUNCTION, METHOD, CallRef, FileFacts, Import, Symbol
+from .languages import TEST_DIRECTORIES, is_pytest_file, is_test_path
+from .symbols import CLASS, FUNCTION, METHOD, CallRef, FileFacts, Import, Symbol, innermost
 
 SymbolKey = tuple[str, str]  # (path, qualified_name)
-
-_TEST_FILE = re.compile(r"^(test_.*|.*_test)\.py$")
 
 
 @dataclass(frozen=True)
@@ -27,10 +25,6 @@ class TestRef:
 
 def key_of(symbol: Symbol) -> SymbolKey:
     return (symbol.path, symbol.qualified_name)
-
-
-def is_test_file(path: str) -> bool:
-    return bool(_TEST_FILE.match(PurePosixPath(path).name))
 
 
 def is_test_function(symbol: Symbol) -> bool:
@@ -144,7 +138,7 @@ class DependencyGraph:
 
     def _unique(self, name: str, kinds: tuple[str, ...]) -> Symbol | None:
         matches = [s for s in self._by_name.get(name, ()) if s.kind in kinds
-                   and not is_test_file(s.path)]
+                   and not is_test_path(s.path)]
         return matches[0] if len(matches) == 1 else None
 
     def resolve_call(self, path: str, call: CallRef, caller: Symbol | None) -> Symbol | None:
@@ -237,7 +231,7 @@ class DependencyGraph:
                 found[node_id] = TestRef(test.path, test.qualified_name, node_id,
                                          test.start_line, reason)
 
-        test_paths = [p for p in self._symbols if is_test_file(p)]
+        test_paths = [p for p in self._symbols if is_pytest_file(p)]
         for path in test_paths:
             tests = [s for s in self._symbols[path] if is_test_function(s)]
             if not tests:
@@ -281,17 +275,7 @@ class DependencyGraph:
             if candidate_path.name not in wanted:
                 continue
             beside = candidate_path.parent == module.parent
-            in_tests = any(part in ("tests", "test") for part in candidate_path.parent.parts)
+            in_tests = any(part in TEST_DIRECTORIES for part in candidate_path.parent.parts)
             if beside or in_tests:
                 result.append(candidate)
         return result
-
-
-def innermost(symbols: list[Symbol], byte_offset: int) -> Symbol | None:
-    """The innermost symbol whose range (decorators included) contains `byte_offset`."""
-    best: Symbol | None = None
-    for symbol in symbols:
-        if symbol.decorated_start_byte <= byte_offset < symbol.end_byte:
-            if best is None or symbol.start_byte >= best.start_byte:
-                best = symbol
-    return best

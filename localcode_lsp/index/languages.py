@@ -1,4 +1,6 @@
-"""Which tree-sitter grammar a file uses, and a per-object parser cache.
+"""What a path says about a file: its language (one extension table for the index, the gate,
+the pipeline and completion) and whether it is test code (one rule for retrieval, the pattern
+library, the dependency graph and the gate's protected files); and a per-object parser cache.
 
 tree-sitter-language-pack 0.13 bundles its grammars (1.x would download them at first use and
 fail offline), so every parser here is created from local files only.
@@ -7,6 +9,7 @@ fail offline), so every parser here is created from local files only.
 from __future__ import annotations
 
 import threading
+from fnmatch import fnmatch
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -56,6 +59,29 @@ SYMBOL_LANGUAGES = frozenset({"python", "javascript", "typescript", "tsx"})
 def language_for_path(path: str) -> str | None:
     """The tree-sitter language name for a file path, or None when no grammar applies."""
     return EXTENSIONS.get(PurePosixPath(path).suffix.lower())
+
+
+# Test code by file name (pytest's python_files, conftest, JS/TS test and spec files, Go tests).
+TEST_FILE_PATTERNS = ("test_*.py", "*_test.py", "conftest.py", "*.test.*", "*.spec.*",
+                      "*_test.go")
+# Test code by place: every file under one of these directories.
+TEST_DIRECTORIES = frozenset({"tests", "test", "__tests__"})
+# The files pytest collects by default (`python_files`): where test functions get node ids.
+PYTEST_FILE_PATTERNS = ("test_*.py", "*_test.py")
+
+
+def is_test_path(path: str) -> bool:
+    """True for test code: a file named as a test or any file under a tests directory."""
+    posix = PurePosixPath(path)
+    if any(fnmatch(posix.name, pattern) for pattern in TEST_FILE_PATTERNS):
+        return True
+    return any(part in TEST_DIRECTORIES for part in posix.parts[:-1])
+
+
+def is_pytest_file(path: str) -> bool:
+    """True for a file pytest collects test functions from (test_x.py, x_test.py)."""
+    name = PurePosixPath(path).name
+    return any(fnmatch(name, pattern) for pattern in PYTEST_FILE_PATTERNS)
 
 
 class ParserCache:

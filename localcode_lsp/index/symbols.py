@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -63,6 +65,11 @@ class Symbol:
 
     def contains(self, byte_offset: int) -> bool:
         return self.decorated_start_byte <= byte_offset <= self.end_byte
+
+    @property
+    def line_range(self) -> tuple[int, int]:
+        """0-based [definition line, line after the last one): what `Task.symbol_range` holds."""
+        return (self.start_line, self.end_line + 1)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -443,12 +450,90 @@ def derive_symbols(tree: Any, source: bytes, language: str, path: str, queries: 
     return result
 
 
+# --- which definition holds a position ---------------------------------------------------
+# The one function finder: the server's code actions, the CLI, LOCATE and the dependency graph
+# all ask these (through `CodeIndex.enclosing_function` when the file is indexed).
+
+def line_starts(source: bytes) -> list[int]:
+    """Byte offset of the start of every line of `source`."""
+    starts = [0]
+    position = source.find(b"\n")
+    while position >= 0:
+        starts.append(position + 1)
+        position = source.find(b"\n", position + 1)
+    return starts
+
+
+def byte_offset(source: bytes, line: int, column: int,
+                starts: list[int] | None = None) -> int | None:
+    """The byte offset of a 0-based (line, column in code points) position in UTF-8 `source`;
+    a column past the line's end clamps to it, a line outside the text gives None."""
+    starts = starts if starts is not None else line_starts(source)
+    if line < 0 or line >= len(starts) or column < 0:
+        return None
+    line_start = starts[line]
+    line_end = starts[line + 1] - 1 if line + 1 < len(starts) else len(source)
+    text = source[line_start:line_end].decode("utf-8", errors="replace")
+    return line_start + min(len(text[:column].encode("utf-8", errors="replace")),
+                            line_end - line_start)
+
+
+def innermost(symbols: Iterable[Symbol], offset: int, *,
+              functions_only: bool = False) -> Symbol | None:
+    """The innermost symbol whose range (decorators included, end inclusive: a cursor right
+    after the last character is still inside) contains the byte `offset`."""
+    best: Symbol | None = None
+    for symbol in symbols:
+        if functions_only and symbol.kind == CLASS:
+            continue
+        if symbol.decorated_start_byte <= offset <= symbol.end_byte:
+            if best is None or symbol.start_byte >= best.start_byte:
+                best = symbol
+    return best
+
+
+def enclosing_function(symbols: Iterable[Symbol], source: bytes, line: int, column: int, *,
+                       starts: list[int] | None = None) -> Symbol | None:
+    """The innermost function or method containing 0-based (line, column) of `source` (column
+    in code points), or None at module level. The Symbol carries the qualified name
+    ("Worker.run"), `line_range` and `is_stub`."""
+    offset = byte_offset(source, line, column, starts)
+    return None if offset is None else innermost(symbols, offset, functions_only=True)
+
+
+def parse_symbols(text: str, language: str, path: str = "", *,
+                  parsers: ParserCache | None = None,
+                  queries: Queries | None = None) -> list[Symbol]:
+    """The functions, methods and classes of `text` in source order (nested ones included),
+    parsed on the spot: for text the index does not hold (library sources, candidates).
+    Pass a long-lived `parsers`/`queries` pair when calling often (queries compile once)."""
+    if language not in _DEF_QUERIES:
+        return []
+    parsers = parsers if parsers is not None else ParserCache()
+    queries = queries if queries is not None else Queries(parsers)
+    source = text.encode("utf-8", "surrogateescape")
+    tree = parsers.parse(language, source)
+    symbols = [symbol for _, symbol in derive_symbols(tree, source, language, path, queries)]
+    symbols.sort(key=lambda s: (s.start_byte, -s.end_byte))
+    return symbols
+
+
+def function_at(text: str, language: str, line: int, column: int, path: str = "", *,
+                parsers: ParserCache | None = None,
+                queries: Queries | None = None) -> Symbol | None:
+    """`enclosing_function` for text the index does not hold (parsed on the spot)."""
+    symbols = parse_symbols(text, language, path, parsers=parsers, queries=queries)
+    return enclosing_function(symbols, text.encode("utf-8", "surrogateescape"), line, column)
+
+
 # --- imports and calls ---------------------------------------------------------------------
 
-def _python_imports(root: Any, source: bytes) -> list[Import]:
+def python_imports(root: Any, source: bytes, *, deep: bool = False) -> list[Import]:
+    """The imports of a Python tree at module level, in if/try/with blocks included (`deep`:
+    also those inside functions and classes), in source order."""
     imports: list[Import] = []
     for statement in _import_statements(root, ("import_statement", "import_from_statement",
-                                                "future_import_statement")):
+                                                "future_import_statement"), deep=deep):
         line = statement.start_point.row
         if statement.type == "import_statement":
             for child in statement.named_children:
@@ -480,17 +565,17 @@ def _python_imports(root: Any, source: bytes) -> list[Import]:
     return imports
 
 
-def _import_statements(root: Any, types: tuple[str, ...]) -> list[Any]:
-    """Import statements at module level or nested in if/try blocks (not inside functions)."""
+def _import_statements(root: Any, types: tuple[str, ...], *, deep: bool = False) -> list[Any]:
+    """Import statements at module level or nested in if/try blocks (`deep`: anywhere)."""
     found: list[Any] = []
     stack = list(reversed(root.named_children))
     while stack:
         node = stack.pop()
         if node.type in types:
             found.append(node)
-        elif node.type in ("if_statement", "try_statement", "else_clause", "except_clause",
-                           "finally_clause", "block", "elif_clause", "with_statement",
-                           "export_statement"):
+        elif deep or node.type in ("if_statement", "try_statement", "else_clause",
+                                   "except_clause", "finally_clause", "block", "elif_clause",
+                                   "with_statement", "export_statement"):
             stack.extend(reversed(node.named_children))
     return found
 
@@ -554,7 +639,7 @@ def derive_facts(tree: Any, source: bytes, language: str, queries: Queries, *,
         return FileFacts()
     root = tree.root_node
     is_python = language == "python"
-    imports = _python_imports(root, source) if is_python else _js_imports(root, source)
+    imports = python_imports(root, source) if is_python else _js_imports(root, source)
     calls: list[CallRef] = []
     if captured is None:
         captured = queries.captures("call", language, root)
@@ -573,6 +658,23 @@ def derive_facts(tree: Any, source: bytes, language: str, queries: Queries, *,
             elif node.child_count:
                 stack.extend(node.children)
     return FileFacts(imports, calls, names)
+
+
+def called_names(queries: Queries, language: str, node: Any, source: bytes) -> tuple[str, ...]:
+    """Each name or attribute chain called under `node` ("helper", "json.loads"), once, in
+    source order; calls of anything else (`f()()`, `x[0]()`) are left out."""
+    found: dict[str, None] = {}
+    for fn in queries.captures("call", language, node):
+        name, qualifier = _callee_name(fn, source, language == "python")
+        if not name:
+            continue
+        dotted = f"{qualifier}.{name}" if qualifier else name
+        if _DOTTED_NAME.fullmatch(dotted):
+            found.setdefault(dotted, None)
+    return tuple(found)
+
+
+_DOTTED_NAME = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*")
 
 
 def _callee_name(fn: Any, source: bytes, is_python: bool) -> tuple[str, str | None]:
