@@ -67,8 +67,7 @@ def _check_model(report: Report, config: Config, root: Path | None) -> None:
     from .inference.model_files import embedded_model_path, read_gguf_metadata
 
     if config.model.backend == "openai":
-        report.add("model", True, f"remote OpenAI-compatible server at {config.model.url} "
-                   "(not contacted by doctor)")
+        _check_remote_model(report, config)
         return
     try:
         configured = resolve_model_path(config, root)
@@ -109,6 +108,39 @@ def _check_fim(report: Report, metadata: Any, forced: str) -> None:
     report.add("fill-in-the-middle", True, description)
 
 
+def _check_remote_model(report: Report, config: Config) -> None:
+    """`GET /v1/models` on the configured server, with the model name and API key it needs."""
+    from .inference.backend import BackendError
+    from .inference.openai_backend import OpenAIBackend, api_key_from_env
+
+    model = config.model
+    key_hint = (f"the key comes from ${model.api_key_env} ([model] api_key_env)"
+                if model.api_key_env else "no API key sent ([model] api_key_env is not set)")
+    try:
+        backend = OpenAIBackend(model.url, timeout=min(model.request_timeout, 10.0),
+                                model=model.model, api_key=api_key_from_env(model.api_key_env))
+        served = [str(entry.get("id", "")) for entry in backend.list_models()]
+    except BackendError as exc:
+        report.add("model", False, str(exc), required=True,
+                   hint=f"is the server running at {model.url}? {key_hint}")
+        return
+    kind = backend.server_kind
+    report.info["model"] = {"name": model.model or (served[0] if served else ""),
+                            "url": model.url, "server": kind, "served": served,
+                            "api_key_env": model.api_key_env}
+    listed = ", ".join(served) or "nothing"
+    if model.model and model.model not in served:
+        report.add("model", False, f"{model.url} ({kind}) does not serve {model.model!r}; "
+                   f"it lists: {listed}", required=True,
+                   hint="set [model] model to one of the names GET /v1/models lists")
+        return
+    if not model.model and not served:
+        report.add("model", False, f"{model.url} ({kind}) lists no model", required=True)
+        return
+    name = model.model or f"{served[0]} (the server's first model; set [model] model to choose)"
+    report.add("model", True, f"{name} on {kind} at {model.url}; {key_hint}")
+
+
 def _check_llama(report: Report, config: Config) -> None:
     from .inference.buildinfo import PORTABLE_HINT, llama_build
 
@@ -124,6 +156,29 @@ def _check_llama(report: Report, config: Config) -> None:
         report.add("llama.cpp", True, detail + " (native AVX-512/AMX build)", hint=PORTABLE_HINT)
     else:
         report.add("llama.cpp", True, detail + " (portable build)")
+    if needed:
+        _check_gpu_offload(report, config, build)
+
+
+def _check_gpu_offload(report: Report, config: Config, build: Any) -> None:
+    """How many layers `n_gpu_layers` really offloads with this build (none on a CPU build)."""
+    from .inference.buildinfo import GPU_BUILD_HINT, offloaded_layers
+
+    block_count = 0
+    model_path = report.info.get("model", {}).get("path") if isinstance(
+        report.info.get("model"), dict) else None
+    if model_path:
+        try:
+            from .inference.model_files import read_gguf_metadata
+
+            metadata = read_gguf_metadata(Path(model_path))
+            block_count = int(metadata.values.get(f"{metadata.architecture}.block_count", 0) or 0)
+        except Exception:  # the model check already reported an unreadable file
+            block_count = 0
+    layers, sentence = offloaded_layers(build, config.model.n_gpu_layers, block_count)
+    report.info["gpu_layers_offloaded"] = layers
+    report.add("GPU offload", True, sentence,
+               hint="" if build.gpu_offload else GPU_BUILD_HINT)
 
 
 def _check_tree_sitter(report: Report) -> None:

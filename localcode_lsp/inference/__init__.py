@@ -42,10 +42,11 @@ def create_backend(config: Config, project_root: Path | None) -> Backend:
     model = config.model
     if model.backend == "openai":
         from .fim import TEMPLATES
-        from .openai_backend import OpenAIBackend
+        from .openai_backend import OpenAIBackend, api_key_from_env
 
         template = TEMPLATES.get(model.fim_template) if model.fim_template else None
-        return OpenAIBackend(model.url, timeout=model.request_timeout,
+        return OpenAIBackend(model.url, timeout=model.request_timeout, model=model.model,
+                             api_key=api_key_from_env(model.api_key_env),
                              context_length=model.context_length, fim_template=template)
     from .llama_backend import LlamaCppBackend
     from .model_files import embedded_model_path, validate_gguf
