@@ -13,7 +13,7 @@ from localcode_lsp.cancel import CancelToken
 from localcode_lsp.config import Config, GenerationConfig
 from localcode_lsp.data import Position, Task
 from localcode_lsp.engine import Engine
-from localcode_lsp.pipeline import TRANSITIONS, State, next_state, run_task
+from localcode_lsp.pipeline import TRANSITIONS, State, next_state
 from localcode_lsp.pipeline.states import TERMINAL
 
 CALC = '''"""Calculator helpers."""
@@ -159,8 +159,9 @@ def test_failing_gate_feedback_reaches_the_next_prompt_verbatim(tmp_path):
     assert FAIL_LINE not in backend.calls[0].prompt
     feedback = result.model_calls[2]["sections"]  # [0] the file alone, [1] with context
     assert any(s["name"] == "feedback" and s["tokens"] > 0 for s in feedback)
-    assert [e.data.get("outcome") for e in result.trace if e.state == "VERIFY"
-            and "outcome" in e.data] == ["retry", "passed"]
+    assert [(e.state, e.data["outcome"]) for e in result.trace if "outcome" in e.data
+            and e.state in ("VERIFY", "REPAIR")] == [
+        ("VERIFY", "failed"), ("REPAIR", "retry"), ("VERIFY", "passed")]
 
 
 def test_retry_exhaustion_returns_no_candidate_and_no_patch(tmp_path):
@@ -175,7 +176,7 @@ def test_retry_exhaustion_returns_no_candidate_and_no_patch(tmp_path):
     assert generate == ["body of double from the file alone (attempt 0)",
                         "body of double (attempt 0)", "body of double (attempt 1)",
                         "body of double (attempt 2)"]
-    assert states_of(result)[-1] == "VERIFY" and result.trace[-1].state == "FAILED"
+    assert states_of(result)[-1] == "REPAIR" and result.trace[-1].state == "FAILED"
     # identical bodies are verified once, not once per attempt
     assert len(engine.gate.requests) == 1
     assert (tmp_path / "calc.py").read_text() == CALC
@@ -241,8 +242,8 @@ def test_cancellation_before_each_state(tmp_path, state):
         if event.data.get("next") == state:
             cancel.cancel("user")
 
-    result = run_task(engine, Task(path="calc.py", symbol="double", intent="edit"),
-                      cancel=cancel, on_event=sink)
+    result = engine.implement(Task(path="calc.py", symbol="double", intent="edit"),
+                              cancel=cancel, on_event=sink)
     assert result.status == "cancelled"
     assert result.patches == []
     last = [e for e in result.trace if "next" in e.data][-1]
@@ -252,16 +253,16 @@ def test_cancellation_before_each_state(tmp_path, state):
 def test_cancellation_during_generation_and_verification(tmp_path):
     cancel = CancelToken()
     engine, _ = make_engine(tmp_path, [GOOD, GOOD], on_call=lambda call: cancel.cancel("ctrl-c"))
-    result = run_task(engine, Task(path="calc.py", symbol="double", intent="edit"),
-                      cancel=cancel)
+    result = engine.implement(Task(path="calc.py", symbol="double", intent="edit"),
+                              cancel=cancel)
     assert result.status == "cancelled" and result.message == "ctrl-c"
     assert states_of(result)[-1] == "GENERATE"
 
     cancel2 = CancelToken()
     engine2, _ = make_engine(tmp_path, [BAD, GOOD])
     engine2.gate.on_verify = lambda candidate: cancel2.cancel("stop")
-    result2 = run_task(engine2, Task(path="calc.py", symbol="double", intent="edit"),
-                       cancel=cancel2)
+    result2 = engine2.implement(Task(path="calc.py", symbol="double", intent="edit"),
+                                cancel=cancel2)
     assert result2.status == "cancelled"
     assert states_of(result2)[-1] == "VERIFY"
     assert len(engine2.gate.requests) == 1  # the second candidate was not verified

@@ -225,6 +225,9 @@ class ScriptedBackend:
                                                 max_tokens=max_tokens, temperature=temperature)]
         return Completion(self.answer)
 
+    def count_tokens(self, text):
+        return len(text) // 4 + 1
+
 
 def test_diff_review_is_one_grammar_constrained_call(tmp_path, monkeypatch):
     from localcode_lsp.verify import gate as gate_module

@@ -4,29 +4,27 @@ put the knowledge store into prompts: `few_shot` examples and `docs` fragments."
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..context.rag import ContextQuery, Snippet
 from ..logs import get_logger
 from . import syntax
+
+if TYPE_CHECKING:
+    from .store import KnowledgeStore
 
 log = get_logger("knowledge.providers")
 
 _DOTTED = re.compile(r"\b([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)\b")
 
 
-def _snippet(**fields: Any) -> Any:
-    from ..context.rag import Snippet
-
-    return Snippet(**fields)
-
-
-def _budget(store: Any, share: float) -> int:
+def _budget(store: KnowledgeStore, share: float) -> int:
     context = getattr(store.config, "context", None)
     code_budget = int(getattr(context, "code_budget", 1536)) if context is not None else 1536
     return max(64, int(code_budget * share))
 
 
-def target_text(query: Any) -> str:
+def target_text(query: ContextQuery) -> str:
     """The target's current definition in `query.file_text` ("" for new code)."""
     symbol = getattr(query, "symbol", None)
     if symbol is None or not query.file_text:
@@ -46,11 +44,11 @@ class FewShotProvider:
 
     name = "knowledge.few_shot"
 
-    def __init__(self, store: Any, *, share: float = 0.4) -> None:
+    def __init__(self, store: KnowledgeStore, *, share: float = 0.4) -> None:
         self.store = store
         self.share = share
 
-    def provide(self, query: Any) -> list[Any]:
+    def provide(self, query: ContextQuery) -> list[Snippet]:
         symbol = getattr(query, "symbol", None)
         target: Any = symbol if symbol is not None else {"name": "", "path": query.path}
         k = self.store._few_shot_k()
@@ -61,7 +59,7 @@ class FewShotProvider:
         if symbol is not None and query.file_text:
             start = int(getattr(symbol, "start_line", 0) or 0)
             visible = "".join(query.file_text.splitlines(keepends=True)[:start])
-        return [_snippet(text=e.text, source="example", path=e.path, name=e.qualified_name,
+        return [Snippet(text=e.text, source="example", path=e.path, name=e.qualified_name,
                          score=e.score, section="few_shot") for e in examples
                 if not (e.path == query.path and e.text.strip() in visible)][:k]
 
@@ -71,11 +69,11 @@ class DocsProvider:
 
     name = "knowledge.docs"
 
-    def __init__(self, store: Any, *, share: float = 0.25) -> None:
+    def __init__(self, store: KnowledgeStore, *, share: float = 0.25) -> None:
         self.store = store
         self.share = share
 
-    def provide(self, query: Any) -> list[Any]:
+    def provide(self, query: ContextQuery) -> list[Snippet]:
         code = target_text(query)
         symbol = getattr(query, "symbol", None)
         prose = " ".join([query.instruction, getattr(symbol, "docstring", "") or "",
@@ -87,5 +85,5 @@ class DocsProvider:
             return []
         fragments = self.store.docs_for(code, query.file_text,
                                         budget_tokens=_budget(self.store, self.share))
-        return [_snippet(text=f.text, source="docs", path=f.origin, name=f.qualified_name,
+        return [Snippet(text=f.text, source="docs", path=f.origin, name=f.qualified_name,
                          score=1.0 - i * 0.01, section="docs") for i, f in enumerate(fragments)]

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..context.rag import ContextProvider
 from ..logs import get_logger
 from .docs import DocsLibrary, Fragment
 from .errors import ErrorFixCache, Repair
@@ -243,8 +244,8 @@ class KnowledgeStore:
 
     # --- providers for the pipeline's context --------------------------------------------------
 
-    def providers(self) -> list[Any]:
-        """ContextProvider objects (`name`, `provide(query)`) for `Engine.context_providers`."""
+    def providers(self) -> list[ContextProvider]:
+        """The few-shot and docs context providers that put this store into prompts."""
         from .providers import DocsProvider, FewShotProvider
 
         return [FewShotProvider(self), DocsProvider(self)]
@@ -286,6 +287,13 @@ class KnowledgeStore:
                 "evictions": sum(c.evictions for c in self._caches.values()),
                 "rebuilt": sorted(name for name, c in self._caches.items() if c.rebuilt),
             }
+
+    def session_report(self) -> dict[str, Any]:
+        """What a run reports (`result.stats["knowledge"]`): this session's counters, the hit
+        rate over all sessions and the store's size on disk."""
+        stats = self.stats()
+        return {"session": stats["session"], "hit_rate": stats["hit_rate"],
+                "size_bytes": stats["size_bytes"]}
 
     def flush(self) -> None:
         for cache in self._caches.values():

@@ -1,6 +1,10 @@
-"""The pipeline FSM: UNDERSTAND -> LOCATE -> PLAN -> GENERATE -> VERIFY -> (retry | COMPLETE)."""
+"""The pipeline: UNDERSTAND -> LOCATE -> PLAN -> GENERATE -> VERIFY -> (REPAIR | COMPLETE), one
+stage module per state on a typed run state (`run.py`), the table in `states.py`, the driver
+in `fsm.py`, the prompts per model kind in `prompts/`."""
 
-from .fsm import PipelineError, run_task
+from .collaborators import Collaborators
+from .fsm import run_task
+from .run import PipelineError
 from .states import TRANSITIONS, State, next_state
 
-__all__ = ["PipelineError", "State", "TRANSITIONS", "next_state", "run_task"]
+__all__ = ["Collaborators", "PipelineError", "State", "TRANSITIONS", "next_state", "run_task"]

@@ -36,7 +36,7 @@ from . import lint as lint_mod
 from .doctests import mend_line_breaks
 from .examples import Example, bound_names, docstring_examples, function_parameters
 from .inverses import inverse_checks
-from .review import review
+from .review import review, unanswered
 from .sandbox import Limits, ProcessResult, Sandbox
 from .testrun import (
     DOCTEST_RUNNER,
@@ -95,6 +95,8 @@ class VerifyRequest:
     # names the target's docstring calls that the project defines in other files (the index
     # knows them): an example of one of those is about that function, not the target renamed
     defined_elsewhere: frozenset[str] = frozenset()
+    # the diff review's prompt form, as the run's prompt family chose it ("text" or "chat")
+    review_form: str = "text"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "test_refs", tuple(self.test_refs))
@@ -398,11 +400,12 @@ class Gate:
             return GateResult("review", True, skipped="no model backend")
         try:
             backend = self._backend()
-        except Exception as exc:  # the model may not load; the other gates still count
-            return GateResult("review", True, skipped=f"review unavailable: {exc}")
+        except Exception as exc:  # a review that could not ask cannot pass the change
+            return unanswered(f"the model did not load: {exc}")
         diff = Patch(request.path, request.original_text, candidate.file_text).unified_diff()
         return review(backend, request.task, diff,
-                      temperature=self.config.generation.temperature_classify, cancel=cancel)
+                      temperature=self.config.generation.temperature_classify, cancel=cancel,
+                      form=request.review_form, context_length=self.config.model.context_length)
 
     # --- running tests -------------------------------------------------------------------
 

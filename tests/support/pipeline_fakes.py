@@ -84,6 +84,9 @@ class FakeIndex:
     def search(self, query: str, k: int = 5) -> list:
         return []
 
+    def close(self) -> None:
+        pass
+
 
 @dataclass
 class FakeGate:

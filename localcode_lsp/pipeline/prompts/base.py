@@ -1,12 +1,15 @@
-"""Prompt templates per state. The embedded model is a small *base* model: prompts are plain
-code and comments it can continue, never chat turns. Every template yields named sections that
-the context manager measures and cuts (`context.budget`)."""
+"""The base prompt family: prompts for a *base* model, plain code and comments it can
+continue, never chat turns. Every template yields named sections that the context manager
+measures and cuts (`context.budget`); `BaseFamily` turns them into the pipeline's `Ask`s."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..context.budget import Section
+from ...context.budget import Section
+from ...inference.backend import ModelKind
+from ...inference.grammar import INTENT_GRAMMAR
+from .ask import Ask, BodyJob, ExplainJob, NewCodeJob
 
 # --- UNDERSTAND ------------------------------------------------------------------------------
 
@@ -121,3 +124,57 @@ def explain_sections(*, function_text: str, code: str, instruction: str) -> list
         Section("target", function_text.rstrip() + "\n\n", priority=1, keep="head"),
         Section("task", f"# Question: {question}\n# Answer:", priority=2),
     ]
+
+
+def read_comment_explanation(text: str) -> str:
+    """The explanation a base model wrote as comment lines, as one paragraph."""
+    lines = [line.strip().lstrip("#").strip() for line in text.splitlines()]
+    return " ".join(line for line in lines if line)
+
+
+class BaseFamily:
+    """Plain-code prompts: the model continues the file (or fills the body between prefix and
+    suffix when it has FIM tokens); classifiers are a grammar-constrained continuation."""
+
+    kind: ModelKind = "base"
+    review_form = "text"  # the diff review: a grammar-constrained continuation
+
+    def intent(self, instruction: str) -> Ask:
+        return Ask("classify intent", intent_sections(instruction), grammar=INTENT_GRAMMAR)
+
+    def rank(self, instruction: str, options: Sequence[tuple[str, str]], grammar: str) -> Ask:
+        return Ask("rank search hits", rank_sections(instruction, options), grammar=grammar)
+
+    def plan(self, instruction: str, steps: Sequence[str], target: str, grammar: str) -> Ask:
+        return Ask("confirm plan", plan_sections(instruction, steps, target), grammar=grammar)
+
+    def explain(self, job: ExplainJob) -> Ask:
+        sections = explain_sections(function_text=job.function_text, code=job.code,
+                                    instruction=job.instruction)
+        return Ask(f"explain {job.name}", sections, stop=("\n\n", "\ndef ", "\nclass "),
+                   read=read_comment_explanation)
+
+    def body(self, job: BodyJob) -> list[Ask]:
+        target = job.target
+        name = target.qualified_name
+        asks = []
+        if job.candidates > 1 and job.implement_only:
+            # The file exactly as it is, greedy: what a plain completion of a stub would write.
+            # A small base model is sensitive to any added line; this candidate keeps its best
+            # guess in the running, the context prompt below gives the others.
+            asks.append(Ask(f"body of {name} from the file alone (attempt {job.attempt})",
+                            plain_body_sections(target.prefix), stop_rule=job.stop_rule,
+                            code_first=job.code_first, suffix=job.suffix, one_greedy=True))
+        sections = body_sections(
+            prefix=target.prefix, body_indent=target.body_indent, instruction=job.instruction,
+            feedback=job.feedback, code=job.code, few_shot=job.few_shot, docs=job.docs,
+            summary=job.summary, current="" if job.is_stub else target.function_text)
+        asks.append(Ask(f"body of {name} (attempt {job.attempt})", sections,
+                        stop_rule=job.stop_rule, code_first=job.code_first, suffix=job.suffix))
+        return asks
+
+    def new_code(self, job: NewCodeJob) -> Ask:
+        sections = new_code_sections(prefix=job.prefix, instruction=job.instruction,
+                                     feedback=job.feedback, code=job.code, summary=job.summary)
+        return Ask(f"new code at {job.location} (attempt {job.attempt})", sections,
+                   stop=("\nif __name__",))

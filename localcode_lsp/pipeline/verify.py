@@ -1,0 +1,172 @@
+"""VERIFY (every candidate of the attempt through the gate, the first pass wins), DIAGNOSE (a
+fix without diagnostics: what the function fails now) and accepting a winner."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..context.compress import digest_feedback, shorten
+from ..data import Candidate, Verdict
+from ..logs import get_logger
+from ..verify import VerifyRequest
+from ..verify.examples import called_names
+from .collaborators import Collaborators
+from .learning import record_pass
+from .run import Attempt, ModelCall, RunState
+from .states import State
+from .target import FunctionTarget
+
+log = get_logger("pipeline")
+
+
+def verify(state: RunState, parts: Collaborators) -> tuple[str, str]:
+    request = request_for(state, parts)
+    attempt = state.attempt
+    for candidate in attempt.candidates:
+        state.cancel.raise_if_cancelled()
+        verdict = attempt.verified_bodies.get(candidate.text)
+        if verdict is None:
+            verdict = parts.gate.verify(request, candidate, cancel=state.cancel)
+            verdict.candidate_id = candidate.id
+            attempt.verified_bodies[candidate.text] = verdict
+            record_review_call(state, parts, verdict, candidate.id)
+        state.result.verdicts.append(verdict)
+        ranked = state.consider(verdict, candidate)
+        if verdict.passed:
+            state.emit(State.VERIFY, f"Candidate {candidate.id} passes ({verdict.summary()})",
+                       candidate=candidate.id, passed=True)
+            record_pass(state, parts, candidate)  # a fixed retry teaches the error cache
+            return accept(state, candidate)
+        first = verdict.feedback[0] if verdict.feedback else "failed"
+        state.emit(State.VERIFY, f"Candidate {candidate.id} fails ({verdict.summary()}): "
+                                 f"{shorten(first, 120)}", candidate=candidate.id, passed=False)
+        if attempt.best_failure is None or ranked.key > attempt.best_failure.key:
+            attempt.best_failure = ranked
+    return "failed", f"No candidate of attempt {attempt.number} passed"
+
+
+def diagnose(state: RunState, parts: Collaborators) -> tuple[str, str]:
+    """Fix intent: the diagnostics at the cursor, or else the target's failing checks now,
+    become the task description and the first attempt's feedback."""
+    problems = list(state.task.diagnostics)
+    how = "from the diagnostics"
+    if not problems:
+        target = state.steps[0]
+        current = Candidate(id=0, text=target.old_body, file_text=target.file_text,
+                            source="original")
+        request = request_for(state, parts, task=state.description
+                              or f"fix {target.qualified_name}")
+        problems = parts.gate.verify(request, current, cancel=state.cancel).feedback
+        how = "from its checks now"
+    state.diagnosis = problems
+    state.initial_feedback = digest_feedback(problems)
+    if not state.description and state.initial_feedback:
+        state.description = "make this pass: " + state.initial_feedback[0]
+    return "diagnosed", f"{len(problems)} problems to fix ({how})"
+
+
+def request_for(state: RunState, parts: Collaborators, *, task: str = "") -> VerifyRequest:
+    """The gate's request for this step: target file and text, symbol, what the change should
+    do, the index's tests, and the other files as earlier steps left them."""
+    if state.attempt.request is not None and not task:
+        return state.attempt.request
+    path = state.edited_path()
+    target = state.target if state.new_code is None else None
+    test_refs: list[str] = []
+    if target is not None and target.symbol is not None:
+        try:
+            test_refs = [r.node_id for r in parts.index.tests_of(target.symbol) or []]
+        except Exception as exc:  # no test map: the gate falls back to naming conventions
+            log.info("tests of %s unavailable: %s", target.qualified_name, exc)
+    request = VerifyRequest(
+        path=path, original_text=state.working[path],
+        symbol=target.qualified_name if target is not None else None,
+        task=task or description(state), test_refs=tuple(test_refs),
+        defined_elsewhere=defined_elsewhere(parts, target),
+        # earlier steps' verified changes to other files: this step's tests see them
+        base_files={p: text for p, text in state.working.items() if p != path},
+        review_form=parts.prompts.review_form)
+    if not task:
+        state.attempt.request = request
+    return request
+
+
+def description(state: RunState) -> str:
+    if state.intent == "fix" and state.task.diagnostics:
+        return "fix: " + "; ".join(state.task.diagnostics)
+    return state.description or f"implement {state.edited_name()} as its docstring says"
+
+
+def defined_elsewhere(parts: Collaborators, target: FunctionTarget | None) -> frozenset[str]:
+    """The names the target's docstring calls that the index finds in other files."""
+    docstring = target.symbol.docstring if target is not None and target.symbol else ""
+    if not docstring or target is None:
+        return frozenset()
+    found = set()
+    for name in called_names(docstring) - {target.name}:
+        try:
+            symbols = parts.index.find_symbol(name)
+        except Exception as exc:  # no index: the gate judges by the module alone
+            log.info("symbols named %s unavailable: %s", name, exc)
+            return frozenset()
+        if any(s.path != target.path for s in symbols):
+            found.add(name)
+    return frozenset(found)
+
+
+def record_review_call(state: RunState, parts: Collaborators, verdict: Verdict,
+                       candidate_id: int) -> None:
+    """The gate's diff review is a model call too: it counts in `model_calls`."""
+    for gate in verdict.gates:
+        if gate.gate != "review" or "answer" not in gate.details:
+            continue
+        details = gate.details
+        state.result.model_calls.append(ModelCall(
+            state=State.VERIFY.value, purpose=f"diff review of candidate {candidate_id}",
+            sections=[], prompt_tokens=int(details.get("prompt_tokens", 0) or 0),
+            evaluated_tokens=int(details.get("evaluated_tokens", 0) or 0),
+            completion_tokens=int(details.get("completion_tokens", 0) or 0), n=1, distinct=1,
+            temperature=parts.config.generation.temperature_classify, greedy_first=False,
+            grammar=True, ms=round(float(details.get("seconds", 0.0) or 0.0) * 1000, 1),
+            chat=bool(details.get("chat", False))).as_dict())
+
+
+def accept(state: RunState, winner: Candidate) -> tuple[str, str]:
+    """Take a verified candidate into the working files; the next plan step, or done."""
+    verdict = next((v for v in reversed(state.result.verdicts)
+                    if v.candidate_id == winner.id), None)
+    reason = untested_reason(verdict) if verdict is not None else ""
+    if reason and verdict is not None:  # "verified" must not hide that nothing was tested
+        state.result.stats.setdefault("untested", []).append({
+            "symbol": state.edited_name(), "reason": reason,
+            "checked": [g.gate for g in verdict.gates if not g.skipped]})
+    state.working[state.edited_path()] = winner.file_text
+    if state.new_code is not None:
+        return "passed", f"Candidate {winner.id} verified"
+    target = state.target
+    updated = target.with_text(winner.file_text, len(winner.text.splitlines()))
+    delta = updated.body_end - target.body_end
+    for i in range(state.step + 1, len(state.steps)):
+        other = state.steps[i]
+        if other.path != target.path:
+            continue
+        shift = delta if other.start_line >= target.body_end else 0
+        state.steps[i] = replace(other, file_text=winner.file_text,
+                                 start_line=other.start_line + shift,
+                                 header_end=other.header_end + shift,
+                                 body_end=other.body_end + shift)
+    state.result.stats.setdefault("steps_done", []).append(target.qualified_name)
+    if state.step + 1 < len(state.steps):
+        state.step += 1
+        state.attempt = Attempt()
+        return "next_step", (f"{target.qualified_name} verified; next: "
+                             f"{state.target.qualified_name}")
+    return "passed", f"Candidate {winner.id} verified"
+
+
+def untested_reason(verdict: Verdict) -> str:
+    """Why no test or docstring example checked a passing candidate ("" when some did)."""
+    tests = next((g for g in verdict.gates if g.gate == "test"), None)
+    if tests is None:
+        return "the test gate did not run"
+    return tests.skipped
