@@ -2,31 +2,39 @@
 
 What a run gets, strongest isolation first (probed once per `Sandbox`, then cached):
 
-- `bubblewrap`: `bwrap` with the whole filesystem read-only except the throwaway dir, its own
-  network namespace (no network) and PID namespace.
-- `unshare`: util-linux `unshare` with new mount, network and PID namespaces (a user namespace
-  too when not root). The whole filesystem is remounted read-only except the throwaway dir
-  (and a private /dev/shm); protected paths (the workspace, HOME, the interpreter prefix) are
-  bind-mounted read-only again in case they are mounts of their own; loopback is brought up, and when the namespace's init dies the kernel
-  kills everything inside, so a test that double-forks and calls setsid cannot survive.
-- `plain`: a new session and process group only. Network is not isolated (proxies point at a
-  closed port, nothing more) and files outside the copy are protected only by HOME/TMPDIR
-  pointing into it.
+- `bubblewrap`: `bwrap` with new user, mount, PID, network, IPC and UTS namespaces, every
+  capability dropped (no-new-privileges is bwrap's own), the whole filesystem read-only except
+  the throwaway dir, a private /proc, and empty tmpfs over /tmp, /var/tmp, /run, /var/run and
+  the user's runtime dir (no host unix socket is reachable); dies with the server.
+- `unshare`: util-linux `unshare` with new user, mount, network and PID namespaces. The whole
+  filesystem is remounted read-only except the throwaway dir, /tmp, /run & co. are hidden behind
+  empty tmpfs mounts, /proc is the namespace's own, and then `setpriv` drops every capability
+  (bounding set included) and sets no-new-privileges before the command starts, so nothing
+  inside can remount a path writable again. The `unshare` process gets PR_SET_PDEATHSIG and
+  `--kill-child`: when the server dies, the namespace's init dies and the kernel kills the rest.
+- `plain`: no isolation at all (no file, network or socket isolation). A small launcher that
+  is the run's child subreaper and dies with the server (PR_SET_PDEATHSIG), and kills every
+  descendant (also `setsid`'d ones that cleared their environment) when the command ends.
+  The test and doctest gates run in this mode only when `[verification] allow_unisolated`.
 
 In every mode: a wall-clock timeout, resource limits (CPU, address space, file size, number of
 processes when not root), a marker variable in the environment, and after the run (normal exit,
 timeout or cancel) the process group, every descendant seen while polling and every process
 carrying the marker are killed with SIGKILL. Output goes to files, never pipes, so a daemonised
-grandchild holding stdout cannot block us.
+grandchild holding stdout cannot block us. The server never follows a link it did not create:
+stdin/stdout/stderr live in a private directory the sandboxed code cannot see or write, and
+HOME/TMPDIR are fresh directories made for each run.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import resource
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -54,6 +62,7 @@ warnings.filterwarnings("ignore", message="lancedb fork support is experimental"
 MARKER_VARIABLE = "LOCALCODE_SANDBOX_RUN"
 _POLL_SECONDS = 0.05
 _OUTPUT_LIMIT = 1_000_000  # characters of stdout/stderr kept (the tail)
+_PR_SET_PDEATHSIG = 1
 _DEAD_PROXY = "http://127.0.0.1:9"  # discard port: any proxied request fails fast
 
 
@@ -123,91 +132,107 @@ class Sandbox:
                 self._mode = self._forced or self._probe()
             return self._mode
 
+    @property
+    def isolated(self) -> bool:
+        """Whether runs get namespace isolation (False in plain mode)."""
+        return self.mode != "plain"
+
     def isolation_description(self) -> str:
         """One line for `doctor`: which isolation is active and what it guarantees."""
         mode = self.mode
         if mode == "bubblewrap":
-            return ("bubblewrap: read-only filesystem outside the throwaway copy, PID namespace; "
+            return ("bubblewrap: read-only filesystem outside the throwaway copy, every capability "
+                    "dropped, private /proc (PID namespace), empty /tmp, /run and runtime dir "
+                    "(no host unix socket), dies with the server; "
                     "network isolation: full (own network namespace)")
         if mode == "unshare":
-            return ("unshare: mount namespace, read-only filesystem outside the throwaway copy, "
-                    "PID namespace; "
-                    "network isolation: full (own network namespace, loopback only)")
-        return ("plain process group: own session, timeout and resource limits, process-tree kill; "
-                "network isolation: none (proxies disabled only)")
+            return ("unshare: read-only filesystem outside the throwaway copy, every capability "
+                    "dropped and no-new-privileges after the mounts, private /proc (PID "
+                    "namespace), empty /tmp, /run and runtime dir (no host unix socket), dies "
+                    "with the server; network isolation: full (own network namespace, loopback "
+                    "only)")
+        return ("plain: NOT ISOLATED: tests run as you, can write every file you can, reach the "
+                "network and every host socket, and see every process; only a timeout, resource "
+                "limits and a process-tree kill apply; network isolation: none (proxies disabled "
+                "only)")
+
+    def mode_available(self, mode: str) -> bool:
+        """Whether `mode` works on this machine (probed now, not cached)."""
+        if mode == "plain":
+            return True
+        return sys.platform == "linux" and self._probe_mode(mode)
 
     def _probe(self) -> str:
         if sys.platform != "linux":
             return "plain"
+        for mode in ("bubblewrap", "unshare"):
+            if self._probe_mode(mode):
+                log.info("sandbox isolation: %s", mode)
+                return mode
+        log.warning("sandbox isolation: plain (neither bubblewrap nor unshare works here): "
+                    "tests run unisolated only when [verification] allow_unisolated = true")
+        return "plain"
+
+    def _probe_mode(self, mode: str) -> bool:
         with tempfile.TemporaryDirectory(prefix="localcode-probe-") as scratch:
             guarded = Path(scratch) / "guarded"
             writable = Path(scratch) / "writable"
             guarded.mkdir()
             writable.mkdir()
-            probe = f"echo x > {shlex.quote(str(guarded / 'f'))} 2>/dev/null; " \
-                    f"echo ok > {shlex.quote(str(writable / 'f'))}"
-            for mode in ("bubblewrap", "unshare"):
-                prefix = self._prefix(mode, [guarded], [writable], writable)
-                if prefix is None:
-                    continue
-                try:
-                    completed = subprocess.run(
-                        [*prefix, "sh", "-c", probe], stdin=subprocess.DEVNULL,
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10,
-                    )
-                except (OSError, subprocess.SubprocessError):
-                    continue
-                if (completed.returncode == 0 and not (guarded / "f").exists()
-                        and (writable / "f").is_file()):
-                    log.info("sandbox isolation: %s", mode)
-                    return mode
+            # the writable dir works, the guarded one does not, and nothing can be remounted
+            probe = (f"echo x > {shlex.quote(str(guarded / 'f'))} 2>/dev/null; "
+                     f"mount -o remount,bind,rw {shlex.quote(str(guarded))} 2>/dev/null "
+                     f"&& echo x > {shlex.quote(str(guarded / 'g'))} 2>/dev/null; "
+                     f"echo ok > {shlex.quote(str(writable / 'f'))}")
+            prefix = self._prefix(mode, [guarded], [writable], writable)
+            if prefix is None:
+                return False
+            try:
+                completed = subprocess.run(
+                    [*prefix, "sh", "-c", probe], stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10,
+                )
+            except (OSError, subprocess.SubprocessError):
+                return False
+            usable = (completed.returncode == 0 and not (guarded / "f").exists()
+                      and not (guarded / "g").exists() and (writable / "f").is_file())
+            if not usable:
                 log.info("sandbox isolation %s probed and not usable (rc=%s)", mode,
                          completed.returncode)
-        return "plain"
+            return usable
 
     def _prefix(self, mode: str, protect: Sequence[Path], writable: Sequence[Path],
                 cwd: Path) -> list[str] | None:
         """argv prefix that wraps a command in `mode`, or None when the tool is missing."""
+        writable = [Path(os.path.realpath(p)) for p in writable]
+        # the working directory must stay visible even under a hidden dir (read-only)
+        protect = [Path(os.path.realpath(p)) for p in (*protect, cwd) if os.path.isdir(p)]
+        protect = [p for p in dict.fromkeys(protect) if not any(
+            _is_within(p, w) for w in writable)]
+        hidden = _hidden_dirs()
         if mode == "bubblewrap":
             bwrap = shutil.which("bwrap")
             if bwrap is None:
                 return None
-            argv = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+            argv = [bwrap, "--unshare-all", "--cap-drop", "ALL", "--die-with-parent",
+                    "--new-session", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+            for path in hidden:
+                argv += ["--tmpfs", path]
+            # sources are looked up outside the new mounts, so paths under a hidden dir work
+            for path in protect:
+                argv += ["--ro-bind", str(path), str(path)]
             for path in writable:
                 argv += ["--bind", str(path), str(path)]
-            return [*argv, "--unshare-net", "--unshare-pid", "--die-with-parent",
-                    "--new-session", "--chdir", str(cwd)]
+            return [*argv, "--chdir", str(cwd)]
         if mode == "unshare":
             unshare = shutil.which("unshare")
-            if unshare is None:
+            setpriv = shutil.which("setpriv")
+            if unshare is None or setpriv is None:
                 return None
-            # Everything read-only (the root and every other disk mount; /proc, /sys and /dev
-            # stay), a private /dev/shm, then the protected paths again (they may be mounts of
-            # their own), then the writable dirs bound and remounted writable.
-            steps = ["mount -o remount,bind,ro / 2>/dev/null || true"]
-            for mount_point in _disk_mount_points():
-                quoted = shlex.quote(mount_point)
-                steps.append(f"mount -o remount,bind,ro {quoted} 2>/dev/null || true")
-            steps.append("mount -t tmpfs -o size=64m,mode=1777 tmpfs /dev/shm 2>/dev/null || true")
-            for path in protect:
-                if path.exists():
-                    quoted = shlex.quote(str(path))
-                    steps.append(f"mount --bind {quoted} {quoted}")
-                    steps.append(f"mount -o remount,bind,ro {quoted}")
-            for path in writable:
-                quoted = shlex.quote(str(path))
-                steps.append(f"mount --bind {quoted} {quoted}")
-                steps.append(f"mount -o remount,bind,rw {quoted}")
-            steps.append("(ip link set lo up) >/dev/null 2>&1 || true")
-            # cd again so the working directory is looked up through the new mounts.
-            steps.append(f"cd {shlex.quote(str(cwd))}")
-            script = "set -e; " + "; ".join(steps) + '; exec "$@"'
-            flags = ["--mount", "--net", "--pid", "--fork", "--kill-child",
-                     "--propagation", "private"]
-            if os.geteuid() != 0:
-                flags.insert(0, "--map-root-user")
-            return [unshare, *flags, "sh", "-c", script, "localcode-sandbox"]
-        return []
+            return [unshare, "--user", "--map-root-user", "--mount", "--net", "--pid", "--fork",
+                    "--kill-child", "--propagation", "private", "sh", "-c",
+                    _unshare_script(protect, writable, hidden, cwd, setpriv), "localcode-sandbox"]
+        return [sys.executable, "-I", "-S", "-c", _PLAIN_LAUNCHER, str(os.getpid())]
 
     # --- running -------------------------------------------------------------------------
 
@@ -226,53 +251,73 @@ class Sandbox:
     ) -> ProcessResult:
         """Run `argv` in `cwd` with a wall-clock `timeout`; the whole tree dies at the end.
 
-        `writable` is the directory the command may write besides `scratch` (default: none, so
-        a linter run in the user's tree cannot change it). HOME and TMPDIR point into `scratch`
-        (default: a fresh temporary directory, removed afterwards).
+        `writable` is the directory the command may write (default: none but its own HOME and
+        TMPDIR, so a linter run in the user's tree cannot change it). HOME and TMPDIR are fresh
+        directories made for this run inside `scratch` (which must lie inside `writable`;
+        default: a fresh temporary directory, removed afterwards).
         """
         limits = limits or Limits()
         cwd = Path(cwd)
         mode = self.mode
-        owns_scratch = scratch is None
-        scratch_dir = Path(scratch) if scratch is not None else Path(
-            tempfile.mkdtemp(prefix="localcode-run-"))
-        writable_dir = Path(writable) if writable is not None else scratch_dir
         started = time.monotonic()
+        if cancel is not None and cancel.cancelled:
+            return ProcessResult(list(argv), None, cancelled=True, isolation=mode)
+        executable = shutil.which(argv[0], path=(env or {}).get("PATH", os.environ.get("PATH")))
+        if executable is None:
+            return ProcessResult(list(argv), None, isolation=mode,
+                                 error=f"cannot run {argv[0]}: not found or not executable")
+        # Files the server itself opens (stdin/stdout/stderr) live in a private directory the
+        # sandboxed code can neither see nor write, so it cannot plant a link there.
+        control = Path(tempfile.mkdtemp(prefix="localcode-ctl-"))
+        owned: list[Path] = [control]
         try:
-            if cancel is not None and cancel.cancelled:
-                return ProcessResult(list(argv), None, cancelled=True, isolation=mode)
-            return self._run(list(argv), cwd, writable_dir, scratch_dir, timeout, env, limits,
-                             cancel, stdin_text, mode, started)
+            if writable is not None:
+                writable_dir = _plain_directory(Path(writable))
+                parent = _plain_directory(Path(scratch)) if scratch is not None else writable_dir
+                if not _is_within(parent, writable_dir):
+                    parent = writable_dir
+                run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=parent))
+            else:
+                run_dir = Path(tempfile.mkdtemp(prefix="localcode-run-"))
+                writable_dir = run_dir
+                owned.append(run_dir)
+            return self._run(list(argv), cwd, writable_dir, run_dir, control, timeout, env,
+                             limits, cancel, stdin_text, mode, started)
+        except UnsafePath as exc:
+            return ProcessResult(list(argv), None, isolation=mode, error=str(exc),
+                                 seconds=time.monotonic() - started)
         finally:
-            if owns_scratch:
-                remove_tree(scratch_dir)
+            for path in owned:
+                remove_tree(path)
 
-    def _run(self, argv: list[str], cwd: Path, writable: Path, scratch: Path, timeout: float,
-             env: Mapping[str, str] | None, limits: Limits, cancel: CancelToken | None,
-             stdin_text: str | None, mode: str, started: float) -> ProcessResult:
+    def _run(self, argv: list[str], cwd: Path, writable: Path, run_dir: Path, control: Path,
+             timeout: float, env: Mapping[str, str] | None, limits: Limits,
+             cancel: CancelToken | None, stdin_text: str | None, mode: str,
+             started: float) -> ProcessResult:
         marker = uuid.uuid4().hex
-        home = scratch / "home"
-        tmp = scratch / "tmp"
-        home.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir(parents=True, exist_ok=True)
+        home = run_dir / "home"
+        tmp = run_dir / "tmp"
+        home.mkdir()  # run_dir is fresh: nothing can be planted in it yet
+        tmp.mkdir()
         child_env = _base_env(home, tmp)
         if env:
             child_env.update(env)
         child_env[MARKER_VARIABLE] = marker
 
-        writables = [writable] if _is_within(scratch, writable) else [writable, scratch]
-        prefix = self._prefix(mode, self._protect, writables, cwd) or []
+        prefix = self._prefix(mode, self._protect, [writable], cwd) or []
         full_argv = [*prefix, *argv]
 
-        stdout_path = scratch / "stdout.txt"
-        stderr_path = scratch / "stderr.txt"
-        stdin_path = scratch / "stdin.txt"
-        stdin_path.write_text(stdin_text or "", encoding="utf-8", errors="surrogateescape")
         result = ProcessResult(argv, None, isolation=mode)
         tracked = _Tracked()
+        stdout_path = control / "stdout.txt"
+        stderr_path = control / "stderr.txt"
         try:
-            with open(stdin_path, "rb") as stdin, open(stdout_path, "wb") as stdout, \
-                    open(stderr_path, "wb") as stderr:
+            with _private_file(control / "stdin.txt", "w+b") as stdin, \
+                    _private_file(stdout_path, "wb") as stdout, \
+                    _private_file(stderr_path, "wb") as stderr:
+                stdin.write((stdin_text or "").encode("utf-8", "surrogateescape"))
+                stdin.flush()
+                stdin.seek(0)
                 try:
                     process = subprocess.Popen(
                         full_argv, cwd=str(cwd), env=child_env, stdin=stdin, stdout=stdout,
@@ -286,7 +331,7 @@ class Sandbox:
                 try:
                     self._wait(process, result, tracked, timeout, cancel, started)
                 finally:
-                    result.killed = _kill_tree(process, marker, tracked)
+                    result.killed = _kill_tree(process, marker, tracked, mode)
                     if process.returncode is None:
                         process.wait()
             result.stdout = _tail(stdout_path)
@@ -348,18 +393,232 @@ def isolation_description(sandbox: Sandbox | None = None) -> str:
 
 
 def remove_tree(path: Path) -> None:
-    """Remove a directory tree even when a test made parts of it read-only."""
+    """Remove a directory tree even when a test made parts of it read-only.
+
+    Never changes anything through a link: only real directories are made writable again
+    (a link is removed itself, whatever it points to).
+    """
 
     def make_writable_and_retry(function, failed_path, _exc_info) -> None:
         try:
-            os.chmod(os.path.dirname(failed_path), 0o700)
-            os.chmod(failed_path, 0o700)
+            for directory in (os.path.dirname(failed_path), failed_path):
+                _chmod_directory(directory)
             function(failed_path)
         except OSError:
             pass
 
-    if path.exists():
+    if os.path.islink(path):
+        os.unlink(path)
+    elif path.exists():
         shutil.rmtree(path, onerror=make_writable_and_retry)
+
+
+def _chmod_directory(path: str) -> None:
+    """`chmod 700` a real directory; a link (or anything else) is left alone."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY)
+    except OSError:
+        # unreadable (mode 000) directories cannot be opened: chmod by name, but only after
+        # lstat says it is a directory and not a link
+        info = os.lstat(path)
+        if stat.S_ISDIR(info.st_mode):
+            os.chmod(path, 0o700)
+        return
+    try:
+        os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
+
+
+class UnsafePath(OSError):
+    """A path the server was about to use turned out to be (or pass through) a link."""
+
+
+def _plain_directory(path: Path) -> Path:
+    """`path` as an absolute real directory; UnsafePath when any component is a link."""
+    absolute = Path(os.path.abspath(path))
+    if os.path.realpath(absolute) != str(absolute) or not absolute.is_dir():
+        raise UnsafePath(f"refusing to use {path}: not a plain directory (a link in the path?)")
+    return absolute
+
+
+def _private_file(path: Path, mode: str):
+    """Create and open `path`, never through a link and never an existing file."""
+    flags = os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    flags |= os.O_RDWR if "+" in mode else os.O_WRONLY
+    return os.fdopen(os.open(path, flags, 0o600), mode)
+
+
+def private_dir(parent: Path, prefix: str = "in-") -> tuple[Path, int]:
+    """A fresh directory in `parent` and a descriptor of it (write there with `write_private`
+    even if the sandboxed code renames or replaces the directory afterwards)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=_plain_directory(parent)))
+    return path, os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+
+
+def write_private(dir_fd: int, name: str, text: str) -> None:
+    """Write a new file `name` in the directory `dir_fd`, never through a link."""
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o644, dir_fd=dir_fd)
+    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
+        handle.write(text)
+
+
+def read_private(dir_fd: int, name: str, limit: int = 10_000_000) -> str | None:
+    """The text of the regular file `name` in `dir_fd`; None when it is missing, a link or
+    anything but a regular file (a sandboxed run may have left anything there)."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     dir_fd=dir_fd)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return None
+        return handle.read(limit).decode("utf-8", "replace")
+
+
+# --- isolation helpers --------------------------------------------------------------------
+
+
+def _hidden_dirs() -> list[str]:
+    """Directories replaced by an empty tmpfs in the sandbox: where host unix sockets live
+    (docker.sock, the D-Bus session bus, the ssh agent, X11) and shared temp space."""
+    candidates = ["/tmp", "/var/tmp", "/run", "/var/run", "/dev/shm"]
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        candidates.append(runtime)
+    found: list[str] = []
+    for path in candidates:
+        if not os.path.isabs(path) or os.path.islink(path) or not os.path.isdir(path):
+            continue  # /var/run is usually a link to /run: hidden with it
+        real = os.path.realpath(path)
+        if any(real == done or real.startswith(done + os.sep) for done in found):
+            continue
+        found.append(real)
+    return found
+
+
+def _unshare_script(protect: Sequence[Path], writable: Sequence[Path], hidden: Sequence[str],
+                    cwd: Path, setpriv: str) -> str:
+    """The shell run as root of the new user namespace: mounts, then drop every capability.
+
+    Order matters: every path that must stay visible is first bound into a private staging
+    tmpfs (the hidden dirs may contain it), then the filesystem goes read-only, the hidden dirs
+    get empty tmpfs mounts, the staged paths are bound back (read-only, or writable for the
+    throwaway dirs), the staging area goes away, /proc is mounted for the new PID namespace,
+    and `setpriv` execs the command with no capabilities and no-new-privileges: it cannot
+    undo a mount (CAP_SYS_ADMIN is gone from the bounding set, for good).
+    """
+    stage = "/dev/shm"
+    steps = [f"mount -t tmpfs -o size=1m,mode=700 tmpfs {stage}"]
+    kept = [(p, "ro") for p in protect] + [(p, "rw") for p in writable]
+    for index, (path, _how) in enumerate(kept):
+        steps.append(f"mkdir {stage}/{index}")
+        steps.append(f"mount --rbind {shlex.quote(str(path))} {stage}/{index}")
+    steps.append("mount -o remount,bind,ro / 2>/dev/null || true")
+    for mount_point in _disk_mount_points():
+        quoted = shlex.quote(mount_point)
+        steps.append(f"mount -o remount,bind,ro {quoted} 2>/dev/null || true")
+    for path in hidden:
+        if path == stage:
+            continue
+        quoted = shlex.quote(path)
+        steps.append(f"if [ -d {quoted} ]; then mount -t tmpfs -o size=64m,mode=1777 tmpfs "
+                     f"{quoted}; fi")
+    for index, (path, how) in enumerate(kept):
+        quoted = shlex.quote(str(path))
+        steps.append(f"mkdir -p {quoted} 2>/dev/null || true")
+        steps.append(f"mount --rbind {stage}/{index} {quoted}")
+        steps.append(f"mount -o remount,bind,{how} {quoted}")
+    steps.append(f"umount -l {stage}")
+    steps.append(f"mount -t tmpfs -o size=64m,mode=1777 tmpfs {stage}")
+    steps.append("mount -t proc proc /proc")
+    steps.append("(ip link set lo up) >/dev/null 2>&1 || true")
+    # cd again so the working directory is looked up through the new mounts.
+    steps.append(f"cd {shlex.quote(str(cwd))}")
+    drop = f"{shlex.quote(setpriv)} --no-new-privs --inh-caps=-all --ambient-caps=-all " \
+           "--bounding-set=-all --"
+    return "set -e; " + "; ".join(steps) + f'; exec {drop} "$@"'
+
+
+# The plain mode's launcher (run with `python -I -S -c`): the run's child subreaper, so every
+# orphan of the command (a `setsid` daemon that cleared its environment too) becomes its child;
+# it dies with the server (PR_SET_PDEATHSIG: SIGTERM, handled by killing every descendant) and
+# kills every descendant when the command ends.
+_PLAIN_LAUNCHER = r"""
+import ctypes, os, signal, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.prctl(36, 1, 0, 0, 0)                   # PR_SET_CHILD_SUBREAPER
+libc.prctl(1, signal.SIGTERM, 0, 0, 0)       # PR_SET_PDEATHSIG
+if os.getppid() != int(sys.argv[1]):
+    os._exit(137)                            # the server is already gone
+def descendants():
+    children = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open("/proc/%s/stat" % name, "rb") as handle:
+                    stat = handle.read()
+                ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(name))
+    found, todo = [], [os.getpid()]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            found.append(child)
+            todo.append(child)
+    return found
+def sweep():
+    for _ in range(20):
+        victims = descendants()
+        if not victims:
+            break
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        while True:
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except ChildProcessError:
+                break
+def terminated(signum, frame):
+    sweep()
+    os._exit(128 + signum)
+signal.signal(signal.SIGTERM, terminated)
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+try:
+    main = os.fork()
+except OSError as exc:
+    sys.stderr.write("cannot run %s: %s\n" % (sys.argv[2], exc))
+    os._exit(127)
+if main == 0:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        os.execvp(sys.argv[2], sys.argv[2:])
+    except OSError as exc:
+        sys.stderr.write("cannot run %s: %s\n" % (sys.argv[2], exc.strerror or exc))
+        os._exit(127)
+status = 0
+while True:
+    try:
+        pid, status = os.waitpid(-1, 0)
+    except ChildProcessError:
+        break
+    except InterruptedError:
+        continue
+    if pid == main:
+        break
+sweep()
+if os.WIFSIGNALED(status):
+    signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+    os.kill(os.getpid(), os.WTERMSIG(status))
+os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
+"""
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -406,7 +665,14 @@ def _limit_setter(limits: Limits, timeout: float):
     memory = limits.memory_mb * 1024 * 1024 if limits.memory_mb else None
     fsize = limits.file_size_mb * 1024 * 1024 if limits.file_size_mb else None
 
+    parent = os.getpid()
+    prctl = _prctl()
+
     def apply() -> None:
+        # Die with the server (the thread that started us, which waits for us): unshare then
+        # kills the namespace's init (--kill-child), the plain launcher gets SIGTERM and kills
+        # its descendants (it sets its own PR_SET_PDEATHSIG).
+        _die_with_parent(prctl, parent)
         _set_limit(resource.RLIMIT_CPU, cpu)
         if memory is not None:
             _set_limit(resource.RLIMIT_AS, memory)
@@ -419,6 +685,26 @@ def _limit_setter(limits: Limits, timeout: float):
     return apply
 
 
+def _die_with_parent(prctl, parent: int) -> None:
+    """PR_SET_PDEATHSIG(SIGKILL) in a forked child; exit at once when `parent` is gone."""
+    if prctl is None:
+        return
+    prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(137)
+
+
+def _prctl():
+    """libc's prctl, loaded before any fork (dlopen after a fork of a threaded process is
+    unsafe); None where there is none."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
 def _set_limit(which: int, value: int) -> None:
     try:
         _soft, hard = resource.getrlimit(which)
@@ -429,13 +715,21 @@ def _set_limit(which: int, value: int) -> None:
         pass
 
 
-def _kill_tree(process: subprocess.Popen, marker: str, tracked: _Tracked) -> int:
+def _kill_tree(process: subprocess.Popen, marker: str, tracked: _Tracked, mode: str) -> int:
     """SIGKILL the group, every tracked descendant and every process carrying the marker.
 
     Returns how many processes other than the main one were still alive and got killed. Loops
-    a few rounds so a process forking while we sweep is caught on the next round.
+    a few rounds so a process forking while we sweep is caught on the next round. In plain
+    mode the launcher gets SIGTERM first: it kills every descendant, also the `setsid`'d ones
+    that left the group and cleared the marker from their environment.
     """
     killed: set[int] = set()
+    if mode == "plain" and process.poll() is None:
+        try:
+            process.terminate()
+            process.wait(timeout=3)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
