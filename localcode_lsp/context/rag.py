@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from ..index.languages import is_test_path
 from ..logs import get_logger
 from .budget import TokenCounter
 
@@ -64,11 +65,6 @@ class ContextProvider(Protocol):
 SOURCE_WEIGHTS = {"callee": 1.0, "import": 0.95, "test": 0.9, "caller": 0.7, "similar": 0.5}
 
 
-def _is_test_path(path: str) -> bool:
-    name = path.rsplit("/", 1)[-1]
-    return name.startswith("test_") or name.endswith("_test.py") or "/tests/" in f"/{path}"
-
-
 def _symbol_text(workspace: Any, symbol: Any) -> str:
     try:
         data = workspace.read_text(symbol.path).encode("utf-8", "surrogateescape")
@@ -114,7 +110,7 @@ class IndexContextProvider:
                     snippets.append(Snippet(text, "callee", callee.path, callee.qualified_name,
                                             SOURCE_WEIGHTS["callee"]))
             callers = [c for c in self._safe("callers", self.index.callers, target)
-                       if not _is_test_path(c.path)]
+                       if not is_test_path(c.path)]
             for caller in callers[: self.callers]:
                 key = (caller.path, caller.qualified_name)
                 if key in seen:
@@ -151,7 +147,7 @@ class IndexContextProvider:
                 name = getattr(hit_symbol, "qualified_name", None) or str(hit_symbol or "")
                 if target is not None and hit.path == target.path and name == target.qualified_name:
                     continue
-                if (hit.path, name) in seen or _is_test_path(hit.path):
+                if (hit.path, name) in seen or is_test_path(hit.path):
                     continue
                 seen.add((hit.path, name))
                 snippets.append(Snippet(hit.text, "similar", hit.path, name,

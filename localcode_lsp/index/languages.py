@@ -44,6 +44,7 @@ EXTENSIONS: dict[str, str] = {
     ".swift": "swift",
     ".php": "php",
     ".scala": "scala",
+    ".dart": "dart",
     ".json": "json",
     ".toml": "toml",
     ".yaml": "yaml",

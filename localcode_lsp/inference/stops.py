@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .backend import StopRule
 
-C_FAMILY = frozenset({"c", "cpp", "java", "javascript", "typescript", "rust", "go", "csharp",
-                      "kotlin", "swift", "php", "scala", "dart"})
+C_FAMILY = frozenset({"c", "cpp", "java", "javascript", "typescript", "tsx", "rust", "go",
+                      "csharp", "kotlin", "swift", "php", "scala", "dart"})
 
 
 def indentation(line: str) -> int:

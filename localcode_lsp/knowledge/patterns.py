@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..index.languages import is_test_path
 from ..logs import get_logger
 from . import syntax
 from .storage import JsonCache
@@ -63,13 +64,6 @@ def _jaccard(a: Iterable[str], b: Iterable[str]) -> float:
     if not sa or not sb:
         return 0.0
     return len(sa & sb) / len(sa | sb)
-
-
-def is_test_path(path: str) -> bool:
-    name = PurePosixPath(path).name
-    parts = PurePosixPath(path).parts
-    return (name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
-            or "tests" in parts[:-1] or "test" in parts[:-1])
 
 
 def category_of(definition: syntax.Definition, path: str) -> str:

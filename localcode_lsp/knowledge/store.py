@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from ..context.rag import ContextProvider
+from ..index.languages import is_test_path
 from ..logs import get_logger
 from .docs import DocsLibrary, Fragment
 from .errors import ErrorFixCache, Repair
-from .patterns import Example, PatternLibrary, is_test_path, module_name_for
+from .patterns import Example, PatternLibrary, module_name_for
 from .storage import JsonCache
 
 log = get_logger("knowledge")

@@ -16,10 +16,11 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from ..cancel import CancelToken
+from ..index.languages import language_for_path
 from ..inference.stops import C_FAMILY, stop_rule_for
 
 TAIL_STEP_LINES = 32
@@ -27,12 +28,6 @@ HEAD_MAX_LINES = 40
 SUFFIX_MAX_LINES = 40
 SINGLE_LINE_MAX_TOKENS = 48
 MULTI_LINE_MAX_TOKENS = 192
-
-LANGUAGES = {".py": "python", ".pyi": "python", ".c": "c", ".h": "c", ".cc": "cpp",
-             ".cpp": "cpp", ".hpp": "cpp", ".java": "java", ".js": "javascript",
-             ".jsx": "javascript", ".ts": "typescript", ".tsx": "typescript", ".rs": "rust",
-             ".go": "go", ".cs": "csharp", ".kt": "kotlin", ".swift": "swift", ".php": "php",
-             ".scala": "scala", ".dart": "dart", ".lua": "lua", ".rb": "ruby"}
 
 
 @dataclass(frozen=True)
@@ -69,7 +64,7 @@ class CompletionResult:
 
 
 def language_of(path: str) -> str:
-    return LANGUAGES.get(PurePosixPath(path).suffix.lower(), "")
+    return language_for_path(path) or ""
 
 
 def split_at(text: str, line: int, column: int) -> tuple[str, str]:

@@ -27,7 +27,7 @@ from typing import Any
 from ..cancel import Cancelled, CancelToken
 from ..config import Config
 from ..data import Candidate, GateResult, Patch, Verdict
-from ..index.languages import language_for_path
+from ..index.languages import is_test_path, language_for_path
 from ..index.syntax import SyntaxChecker
 from ..inference.backend import Backend
 from ..logs import get_logger
@@ -63,17 +63,15 @@ PROTECTED_NAMES = frozenset({
     "localcode.toml", "ruff.toml", ".ruff.toml", "mypy.ini", ".mypy.ini", ".flake8", "noxfile.py",
     "package.json", "tsconfig.json", "pyrightconfig.json", ".pre-commit-config.yaml",
 })
-PROTECTED_PATTERNS = (".eslintrc*", "eslint.config.*", "jest.config.*", "vitest.config.*",
-                      "test_*.py", "*_test.py", "*.test.*", "*.spec.*", "*_test.go")
+PROTECTED_PATTERNS = (".eslintrc*", "eslint.config.*", "jest.config.*", "vitest.config.*")
 
 
 def is_protected_path(path: str) -> bool:
     """True for test files and tool configuration (editing them could fake a pass)."""
-    posix = PurePosixPath(path)
-    name = posix.name
+    name = PurePosixPath(path).name
     if name in PROTECTED_NAMES or any(fnmatch(name, pattern) for pattern in PROTECTED_PATTERNS):
         return True
-    return any(part in ("tests", "test", "__tests__") for part in posix.parts[:-1])
+    return is_test_path(path)
 
 
 @dataclass(frozen=True)
