@@ -64,8 +64,8 @@ class Patch:
     def unified_diff(self, context: int = 3) -> str:
         return "".join(
             difflib.unified_diff(
-                self.before.splitlines(keepends=True),
-                self.after.splitlines(keepends=True),
+                split_lines(self.before),
+                split_lines(self.after),
                 fromfile=f"a/{self.path}",
                 tofile=f"b/{self.path}",
                 n=context,
@@ -73,10 +73,19 @@ class Patch:
         )
 
 
+def split_lines(text: str) -> list[str]:
+    """Lines with their ends, broken at "\n" only: the one line model of the engine (tree-sitter
+    counts rows this way). `str.splitlines` also breaks at form feeds, "\u2028", "\x85" and a
+    lone "\r", which would shift every line number after them."""
+    lines = text.split("\n")
+    ends = [line + "\n" for line in lines[:-1]]
+    return ends + [lines[-1]] if lines[-1] else ends
+
+
 def minimal_edits(before: str, after: str) -> list[TextEdit]:
     """Line-granular edits from a SequenceMatcher diff; positions refer to `before`."""
-    old_lines = before.splitlines(keepends=True)
-    new_lines = after.splitlines(keepends=True)
+    old_lines = split_lines(before)
+    new_lines = split_lines(after)
     matcher = difflib.SequenceMatcher(a=old_lines, b=new_lines, autojunk=False)
     edits: list[TextEdit] = []
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
@@ -94,14 +103,14 @@ def _line_start(lines: list[str], index: int) -> Position:
     if not lines:
         return Position(0, 0)
     last = lines[-1]
-    if last.endswith(("\n", "\r")):
+    if last.endswith("\n"):
         return Position(len(lines), 0)
     return Position(len(lines) - 1, len(last))
 
 
 def apply_edits(text: str, edits: list[TextEdit]) -> str:
     """Apply non-overlapping edits (any order) to `text`."""
-    lines = text.splitlines(keepends=True)
+    lines = split_lines(text)
     offsets = [0]
     for line in lines:
         offsets.append(offsets[-1] + len(line))

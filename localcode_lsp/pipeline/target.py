@@ -1,6 +1,8 @@
 """Where a generated body goes: split a file around one function and put a new body back.
 
-Lines are 0-based (the index's tree-sitter rows). The function keeps its `def` line and
+Lines are 0-based (the index's tree-sitter rows) and broken at "\n" only, as tree-sitter counts
+them: `str.splitlines` also breaks at form feeds, "\u2028", "\x85" and a lone "\r", which would
+put the body of the function before the target in its place. The function keeps its `def` line and
 docstring (the header); everything after the docstring up to the function's last line is the
 body that candidates replace. Python is the language this handles in depth; for others the
 header ends where the body block starts.
@@ -13,7 +15,10 @@ import textwrap
 from dataclasses import dataclass
 from typing import Any
 
+from ..data import split_lines
 from ..inference.stops import LoopStop, PythonBlockStop, indentation
+
+FUNCTION_KINDS = ("function", "method")
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,7 @@ class FunctionTarget:
 
     @property
     def lines(self) -> list[str]:
-        return self.file_text.splitlines(keepends=True)
+        return split_lines(self.file_text)
 
     @property
     def prefix(self) -> str:
@@ -94,7 +99,7 @@ def _docstring_end_line(function_text: str, first_line: int) -> int | None:
 def function_target(path: str, file_text: str, symbol: Any, version: int | None = None
                     ) -> FunctionTarget:
     """Split `file_text` around `symbol` (an index Symbol)."""
-    lines = file_text.splitlines(keepends=True)
+    lines = split_lines(file_text)
     start = symbol.start_line
     body_end = min(len(lines), symbol.end_line + 1)
     def_indent = indentation(lines[start]) if start < len(lines) else 0
@@ -117,6 +122,25 @@ def function_target(path: str, file_text: str, symbol: Any, version: int | None 
                           body_end, def_indent, body_indent, bool(symbol.is_stub), version, symbol)
 
 
+def function_of_task(index: Any, path: str, task: Any) -> Any:
+    """The function a Task names by position (`qualified_name`, `symbol_range`), exactly: never
+    another one of the same bare name (cursor in `B.__init__` is not `A.__init__`; a method
+    `Worker.run` is not a top-level `run`). Of several definitions with that qualified name, the
+    one starting at the range's def line, else the nearest. None when the Task names no function
+    by position or the file no longer has it."""
+    if not task.qualified_name:
+        return None
+    matches = [s for s in index.symbols(path)
+               if getattr(s, "kind", "function") in FUNCTION_KINDS
+               and s.qualified_name == task.qualified_name]
+    if not matches:
+        return None
+    if task.symbol_range is None:
+        return matches[0]
+    start = task.symbol_range[0]
+    return min(matches, key=lambda s: abs(s.start_line - start))
+
+
 class BodyStop:
     """Streaming stop rule for a body that starts on a fresh line: cut at the dedent."""
 
@@ -133,7 +157,7 @@ def trim_body(text: str, def_indent: int, body_indent: str) -> str:
     cut = BodyStop(def_indent).cut(text)
     if cut is not None:
         text = text[:cut]
-    lines = text.rstrip().splitlines()
+    lines = [line.removesuffix("\r") for line in text.rstrip().split("\n")]
     while lines and not lines[0].strip():
         lines.pop(0)
     if not lines or indentation(lines[0]) <= def_indent:
@@ -150,7 +174,7 @@ def salvage_body(target: FunctionTarget, body: str) -> str | None:
     None when the body compiles already, or when nothing with code in it does."""
     if not target.path.endswith((".py", ".pyi")) or _compiles(target.assemble(body)):
         return None
-    lines = body.splitlines(keepends=True)
+    lines = split_lines(body)
     for end in range(len(lines) - 1, 0, -1):
         kept = "".join(lines[:end])
         code = [line for line in lines[:end] if line.strip()
