@@ -112,3 +112,50 @@ def test_open_buffer_wins_over_disk(copy_fixture):
     workspace.open_document("shop/money.py", "def round_dollars(amount: float) -> float:\n"
                                              "    return float(round(amount))\n")
     assert "round_dollars" in names(store.few_shot_for("round_euros", path="shop/eur.py", k=5))
+
+
+def test_mined_definitions_come_from_the_index_finder():
+    """knowledge.syntax reads definitions through index.symbols: the same names, kinds and
+    stubs as the index, plus what only the pattern library asks (params, decorators, calls)."""
+    from localcode_lsp.index.symbols import parse_symbols
+    from localcode_lsp.knowledge.syntax import module_facts
+
+    source = (
+        "import json\n"
+        "try:\n"
+        "    from fast import loads\n"
+        "except ImportError:\n"
+        "    def loads(s, *, strict: bool = True):  # the fallback\n"
+        "        return json.loads(s, strict=strict)\n"
+        "\n"
+        "\n"
+        "class Store:\n"
+        "    @staticmethod\n"
+        "    async def get(key: str, *args) -> bytes:\n"
+        "        def inner():\n"
+        "            pass\n"
+        "        return helper(key).encode()\n"
+        "\n"
+        "    def todo(self):\n"
+        '        """Later."""\n'
+        "        ...\n"
+    )
+    facts = module_facts(source)
+    by_name = {d.qualified_name: d for d in facts.definitions}
+    # a function inside a function is not the module's; one inside `except` is
+    assert list(by_name) == ["loads", "Store", "Store.get", "Store.todo"]
+    index_names = [s.qualified_name for s in parse_symbols(source, "python")]
+    assert set(by_name) <= set(index_names) and "Store.get.inner" in index_names
+    loads = by_name["loads"]
+    assert loads.signature == "def loads(s, *, strict: bool = True)"  # no trailing comment
+    assert loads.params == ("s", "strict") and loads.annotated == 1
+    assert loads.calls == ("json.loads",)
+    get = by_name["Store.get"]
+    assert (get.kind, get.decorators, get.is_async, get.returns) == (
+        "method", ("staticmethod",), True, "bytes")
+    assert get.start_line == 9 and get.end_line == 13  # decorator line .. last body line
+    assert get.text.splitlines()[0].strip() == "@staticmethod"
+    assert get.calls == ("helper",)  # `helper(key).encode()` calls no name of its own
+    assert by_name["Store.todo"].is_stub and by_name["Store.todo"].docstring == "Later."
+    assert [(i.module, i.name, i.alias) for i in facts.imports] == [
+        ("json", "", "json"), ("fast", "loads", "loads")]

@@ -3,34 +3,45 @@
 Used for library sources (documentation fragments), for the project's own files when no index
 symbols are at hand, and for candidate text (imports and calls of a target). tree-sitter is
 error-tolerant, so a candidate that does not parse still yields its imports and calls.
+
+Which definitions a module holds, their names, ranges, docstrings and stubs, and its imports
+come from the index's one finder (`index.symbols`); this module adds what only the knowledge
+store asks about a definition (parameters, decorators, bases, the calls in its body).
 """
 
 from __future__ import annotations
 
-import ast
+import functools
 import re
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-_parser_local = threading.local()  # tree-sitter parsers are not thread-safe; one per thread
+from ..index.languages import ParserCache
+from ..index.symbols import (
+    CLASS,
+    Queries,
+    Symbol,
+    called_names,
+    derive_symbols,
+    python_imports,
+)
 
 
-def _parser() -> Any:
-    parser = getattr(_parser_local, "parser", None)
-    if parser is None:
-        from tree_sitter_language_pack import get_parser
+@functools.cache
+def _tools() -> tuple[ParserCache, Queries]:
+    """One parser cache (a parser per thread) and compiled queries for the process: mining
+    calls this per file, and compiling the queries each time would cost more than parsing."""
+    parsers = ParserCache()
+    return parsers, Queries(parsers)
 
-        parser = get_parser("python")
-        _parser_local.parser = parser
-    return parser
+
+def _encode(source: str | bytes) -> bytes:
+    return source.encode("utf-8", "surrogateescape") if isinstance(source, str) else source
 
 
 def parse(source: str | bytes) -> Any:
     """The tree-sitter tree of Python `source`."""
-    data = source.encode("utf-8", "surrogateescape") if isinstance(source, str) else source
-    return _parser().parse(data)
+    return _tools()[0].parse("python", _encode(source))
 
 
 @dataclass(frozen=True)
@@ -76,58 +87,6 @@ def _text(node: Any) -> str:
     return node.text.decode("utf-8", "surrogateescape") if node is not None else ""
 
 
-def _docstring_of(block: Any) -> str:
-    if block is None:
-        return ""
-    for child in block.named_children:
-        node = child
-        if node.type == "expression_statement" and node.named_child_count == 1:
-            node = node.named_children[0]
-        if node.type == "string":
-            raw = _text(node)
-            try:
-                value = ast.literal_eval(raw)
-            except (ValueError, SyntaxError, MemoryError, RecursionError):
-                value = raw.strip("\"'rbuRBU")
-            return value if isinstance(value, str) else ""
-        if node.type == "comment":
-            continue
-        return ""
-    return ""
-
-
-def _is_stub(block: Any) -> bool:
-    if block is None:
-        return True
-    for child in block.named_children:
-        node = child
-        if node.type == "comment" or node.type == "pass_statement":
-            continue
-        if node.type == "expression_statement" and node.named_child_count == 1:
-            node = node.named_children[0]
-        if node.type in ("string", "ellipsis"):
-            continue
-        if node.type == "raise_statement" and "NotImplementedError" in _text(node):
-            continue
-        return False
-    return True
-
-
-def _calls_in(node: Any) -> tuple[str, ...]:
-    found: list[str] = []
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if current.type == "call":
-            function = current.child_by_field_name("function")
-            if function is not None and function.type in ("identifier", "attribute"):
-                name = _text(function)
-                if re.fullmatch(r"[A-Za-z_][\w.]*", name) and name not in found:
-                    found.append(name)
-        stack.extend(reversed(current.children))
-    return tuple(found)
-
-
 def _params(parameters: Any) -> tuple[tuple[str, ...], int]:
     names: list[str] = []
     annotated = 0
@@ -157,115 +116,91 @@ def _params(parameters: Any) -> tuple[tuple[str, ...], int]:
     return tuple(names), annotated
 
 
-def _walk_definitions(node: Any, scope: list[str], in_class: bool,
-                      source_lines: list[str]) -> Iterator[Definition]:
-    for child in node.named_children:
-        decorators: list[str] = []
-        definition = child
-        if child.type == "decorated_definition":
-            decorators = [_text(d).lstrip("@").strip() for d in child.named_children
-                          if d.type == "decorator"]
-            definition = child.child_by_field_name("definition") or child.named_children[-1]
-        if definition.type not in ("function_definition", "class_definition"):
-            continue
-        name = _text(definition.child_by_field_name("name"))
-        if not name:
-            continue
-        body = definition.child_by_field_name("body")
-        header_end = body.start_byte if body is not None else definition.end_byte
-        header = definition.text[: header_end - definition.start_byte].decode(
-            "utf-8", "surrogateescape").rstrip()
-        header = re.sub(r"\s*:\s*$", "", header)
-        header = re.sub(r"\s+", " ", header)
-        qualified = ".".join([*scope, name])
-        start = child.start_point[0]
-        end = child.end_point[0] if child.end_point[1] > 0 else child.end_point[0] - 1
-        text = "\n".join(source_lines[start:end + 1])
-        if definition.type == "function_definition":
-            params, annotated = _params(definition.child_by_field_name("parameters"))
-            yield Definition(
-                name=name, qualified_name=qualified,
-                kind="method" if in_class else "function",
-                start_line=start, end_line=end, signature=header,
-                docstring=_docstring_of(body), decorators=tuple(decorators),
-                params=params, annotated=annotated,
-                returns=_text(definition.child_by_field_name("return_type")),
-                is_async=header.startswith("async "), is_stub=_is_stub(body),
-                calls=_calls_in(body) if body is not None else (), text=text,
-            )
-        else:
-            superclasses = definition.child_by_field_name("superclasses")
-            bases = tuple(_text(b) for b in superclasses.named_children) if superclasses else ()
-            yield Definition(
-                name=name, qualified_name=qualified, kind="class",
-                start_line=start, end_line=end, signature=header,
-                docstring=_docstring_of(body), decorators=tuple(decorators),
-                params=(), annotated=0, returns="", is_async=False,
-                is_stub=_is_stub(body), calls=(), text=text, bases=bases,
-            )
-            if body is not None:
-                yield from _walk_definitions(body, [*scope, name], True, source_lines)
+def _definition_node(root: Any, symbol: Symbol) -> Any:
+    """The function_definition / class_definition node the index found `symbol` at."""
+    node = root.descendant_for_byte_range(symbol.start_byte, symbol.end_byte)
+    while node is not None and not (node.type in ("function_definition", "class_definition")
+                                    and node.start_byte == symbol.start_byte):
+        node = node.parent
+    return node
 
 
-_MODULE_LEVEL_BLOCKS = ("if_statement", "try_statement", "block", "else_clause", "except_clause",
-                       "finally_clause", "elif_clause")
+def _definition(symbol: Symbol, node: Any, data: bytes, source_lines: list[str]) -> Definition:
+    """The knowledge store's view of one definition the index found."""
+    outer = node.parent if node.parent is not None \
+        and node.parent.type == "decorated_definition" else node
+    decorators = tuple(_text(d).lstrip("@").strip() for d in outer.named_children
+                       if d.type == "decorator") if outer is not node else ()
+    header = re.sub(r"\s+", " ", re.sub(r"\s*:\s*$", "", symbol.signature))
+    start = symbol.decorated_start_line
+    end = outer.end_point[0] if outer.end_point[1] > 0 else outer.end_point[0] - 1
+    text = "\n".join(source_lines[start:end + 1])
+    body = node.child_by_field_name("body")
+    if symbol.kind == CLASS:
+        superclasses = node.child_by_field_name("superclasses")
+        bases = tuple(_text(b) for b in superclasses.named_children) if superclasses else ()
+        return Definition(
+            name=symbol.name, qualified_name=symbol.qualified_name, kind=CLASS,
+            start_line=start, end_line=end, signature=header, docstring=symbol.docstring,
+            decorators=decorators, params=(), annotated=0, returns="", is_async=False,
+            is_stub=symbol.is_stub, calls=(), text=text, bases=bases)
+    params, annotated = _params(node.child_by_field_name("parameters"))
+    queries = _tools()[1]
+    return Definition(
+        name=symbol.name, qualified_name=symbol.qualified_name, kind=symbol.kind,
+        start_line=start, end_line=end, signature=header, docstring=symbol.docstring,
+        decorators=decorators, params=params, annotated=annotated,
+        returns=_text(node.child_by_field_name("return_type")),
+        is_async=header.startswith("async "), is_stub=symbol.is_stub,
+        calls=called_names(queries, "python", body, data) if body is not None else (),
+        text=text)
 
 
-def _imports(root: Any, deep: bool = False) -> list[ImportFact]:
-    facts: list[ImportFact] = []
-    stack = list(root.named_children)
-    while stack:
-        node = stack.pop(0)
-        if node.type not in ("import_statement", "import_from_statement") and (
-                deep or node.type in _MODULE_LEVEL_BLOCKS):
-            stack[0:0] = list(node.named_children)
-            continue
-        line = node.start_point[0]
-        if node.type == "import_statement":
-            for item in node.named_children:
-                if item.type == "dotted_name":
-                    module = _text(item)
-                    facts.append(ImportFact(module, "", module.split(".")[0], line))
-                elif item.type == "aliased_import":
-                    module = _text(item.child_by_field_name("name"))
-                    alias = _text(item.child_by_field_name("alias"))
-                    facts.append(ImportFact(module, "", alias or module, line))
-        elif node.type == "import_from_statement":
-            module_node = node.child_by_field_name("module_name")
-            module = _text(module_node)
-            for item in node.named_children:
-                if item is module_node or (module_node is not None and item.id == module_node.id):
-                    continue
-                if item.type == "dotted_name":
-                    name = _text(item)
-                    facts.append(ImportFact(module, name, name, line))
-                elif item.type == "aliased_import":
-                    name = _text(item.child_by_field_name("name"))
-                    alias = _text(item.child_by_field_name("alias"))
-                    facts.append(ImportFact(module, name, alias or name, line))
-                elif item.type == "wildcard_import":
-                    facts.append(ImportFact(module, "*", "*", line))
-    return facts
+def _import_fact(item: Any) -> ImportFact:
+    return ImportFact("." * item.level + item.module, item.name or "", item.bound, item.line)
 
 
 def module_facts(source: str) -> ModuleFacts:
-    """Definitions (nested classes' methods included) and imports of one Python module."""
-    tree = parse(source)
+    """Definitions (module level, classes and their methods, nested classes' too; not the
+    functions inside functions) and imports of one Python module."""
+    parsers, queries = _tools()
+    data = _encode(source)
+    tree = parsers.parse("python", data)
     lines = source.splitlines()
+    symbols = [symbol for _, symbol in derive_symbols(tree, data, "python", "", queries)]
+    symbols.sort(key=lambda s: (s.start_byte, -s.end_byte))
+    kinds = {s.qualified_name: s.kind for s in symbols}
     facts = ModuleFacts()
-    facts.definitions = list(_walk_definitions(tree.root_node, [], False, lines))
-    facts.imports = _imports(tree.root_node)
+    for symbol in symbols:
+        # a definition inside a function is that function's business, not the module's
+        owner = symbol.parent
+        if owner is not None and not (kinds.get(owner) == CLASS and _reachable(owner, kinds)):
+            continue
+        node = _definition_node(tree.root_node, symbol)
+        if node is not None:
+            facts.definitions.append(_definition(symbol, node, data, lines))
+    facts.imports = [_import_fact(item) for item in python_imports(tree.root_node, data)]
     for item in facts.imports:
         if item.name and item.name != "*":
             facts.exports[item.alias] = item.module
     return facts
 
 
+def _reachable(qualified: str, kinds: dict[str, str]) -> bool:
+    """True when every enclosing scope of `qualified` is a class (or the module)."""
+    parts = qualified.split(".")
+    return all(kinds.get(".".join(parts[:n])) == CLASS for n in range(1, len(parts)))
+
+
 def calls_in_source(source: str) -> tuple[str, ...]:
     """Every called name or attribute chain in `source` (a fragment or a whole file)."""
-    return _calls_in(parse(source).root_node)
+    parsers, queries = _tools()
+    data = _encode(source)
+    return called_names(queries, "python", parsers.parse("python", data).root_node, data)
 
 
 def imports_in_source(source: str, *, deep: bool = False) -> list[ImportFact]:
     """Module-level imports (`deep`: also those inside functions and classes)."""
-    return _imports(parse(source).root_node, deep)
+    data = _encode(source)
+    tree = _tools()[0].parse("python", data)
+    return [_import_fact(item) for item in python_imports(tree.root_node, data, deep=deep)]
