@@ -20,7 +20,7 @@ if __package__ in (None, ""):  # `python bench/bench_inference.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from localcode_lsp.inference.llama_backend import LlamaCppBackend, available_cores  # noqa: E402
-from localcode_lsp.inference.model_files import embedded_model_path  # noqa: E402
+from localcode_lsp.inference.model_files import tiny_model_path  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "inference.json"
 N_CTX = 4096
@@ -109,7 +109,7 @@ def bench_candidates(backend: LlamaCppBackend) -> dict:
 
 
 def main() -> int:
-    model = embedded_model_path()
+    model = tiny_model_path()
     results: dict = {"model": model.name, "machine": platform.machine(),
                      "cores": available_cores(), "python": platform.python_version()}
     results["throughput"] = bench_raw_vs_backend(model)

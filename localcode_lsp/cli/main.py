@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "search": ("search", "hybrid (vector + keyword) search over the index"),
     "complete": ("complete", "one fill-in-the-middle completion at FILE:LINE:COLUMN"),
     "doctor": ("doctor", "check the model, llama.cpp build, grammars, embedder, tools and config"),
+    "models": ("models", "the model catalogue: installed or not, where, size, how to install"),
 }
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -84,7 +85,7 @@ def _setup_logging(args: argparse.Namespace) -> None:
 
     root = Path(args.project or ".")
     state_dir = None
-    if args.command != "doctor" and root.is_dir():
+    if args.command not in ("doctor", "models") and root.is_dir():
         try:
             state_dir = ensure_state_dir(root.resolve())
         except OSError:

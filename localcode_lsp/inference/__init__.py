@@ -10,11 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import Config, resolve_model_path
-from .backend import Backend, BackendError, Completion, ModelInfo, StopRule
+from .backend import Backend, BackendError, ChatMessage, Completion, ModelInfo, StopRule
+from .catalogue import AssemblyProgress
 
 __all__ = [
     "Backend",
     "BackendError",
+    "ChatMessage",
     "Completion",
     "LlamaCppBackend",
     "ModelInfo",
@@ -37,8 +39,11 @@ def __getattr__(name: str):  # keep `import localcode_lsp.inference` free of lla
     raise AttributeError(name)
 
 
-def create_backend(config: Config, project_root: Path | None) -> Backend:
-    """The backend `config.model` describes (not loaded yet). BackendError names a bad path/URL."""
+def create_backend(config: Config, project_root: Path | None,
+                   progress: AssemblyProgress | None = None) -> Backend:
+    """The backend `config.model` describes (not loaded yet). BackendError names a bad path/URL
+    or a catalogue model that is not installed. A catalogue model is assembled into the user
+    cache on first use (`progress` hears about it; later calls only check a stamp)."""
     model = config.model
     if model.backend == "openai":
         from .fim import TEMPLATES
@@ -48,16 +53,19 @@ def create_backend(config: Config, project_root: Path | None) -> Backend:
         return OpenAIBackend(model.url, timeout=model.request_timeout, model=model.model,
                              api_key=api_key_from_env(model.api_key_env),
                              context_length=model.context_length, fim_template=template)
+    from .catalogue import find_model, match_file, model_file
     from .llama_backend import LlamaCppBackend
-    from .model_files import embedded_model_path, validate_gguf
+    from .model_files import validate_gguf
 
     path = resolve_model_path(config, project_root)
+    entry = find_model(model.name) if path is None else match_file(path)
     if path is None:
-        path = embedded_model_path()
+        assert entry is not None
+        path = model_file(entry, progress)
     validate_gguf(path)
     return LlamaCppBackend(path, context_length=model.context_length,
                            n_gpu_layers=model.n_gpu_layers, n_threads=model.n_threads,
-                           fim_template=model.fim_template)
+                           fim_template=model.fim_template, catalogue=entry)
 
 
 def classify(backend: Backend, prompt: str, grammar: str, config: Config, *,

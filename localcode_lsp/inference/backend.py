@@ -35,7 +35,7 @@ class ModelInfo:
     path: str = ""
     size_bytes: int = 0
     kind: ModelKind = "base"  # "instruct": trained on chat turns (the instruct prompt family)
-    chat_template: str = ""  # the model's own (Jinja) chat template; "" = none known
+    chat_template: str = field(default="", repr=False)  # the model's own Jinja chat template
     catalogue_name: str = ""  # the catalogue entry this model is, if any
 
 

