@@ -144,7 +144,8 @@ def test_explain_and_instruction_through_the_command(tmp_path: Path) -> None:
                       LC_ACTION="explain")
     assert explained["errors"] == [], explained["errors"]
     assert explained["action"] == "explain"
-    assert explained["implement_result"] == {"explanation": "stub explanation at line 4"}
+    assert explained["implement_result"] == {"kind": "explanation", "title": "calc.py line 5",
+                                             "markdown": "stub explanation at line 4"}
     assert explained["changed"] is False
     assert any("stub explanation at line 4" in n["msg"] for n in explained["notifications"])
     instructed = drive(tmp_path, stub, inline=False, timeout_s=20, name="instruction",

@@ -105,7 +105,8 @@ def stop(process: subprocess.Popen) -> None:
 STUB_SERVER = Path(__file__).parent / "fixtures" / "editor_stub_server" / "stub_server.py"
 
 
-def run_in_code_server(tmp_path: Path, server_command: list[str]) -> tuple[dict, Path]:
+def run_in_code_server(tmp_path: Path, server_command: list[str], **extra_config: object
+                       ) -> tuple[dict, Path]:
     """Install the .vsix and the test-only extension into a fresh code-server, open the fixture
     workspace in headless Chromium, and return what the test extension saw in the host."""
     paths = tools()
@@ -156,7 +157,7 @@ def run_in_code_server(tmp_path: Path, server_command: list[str]) -> tuple[dict,
     result_file = tmp_path / "result.json"
     config = {"file": str(workspace / "pkg" / "calc.py"), "line": 4, "character": 4,
               "inlineLine": 9, "inlineText": "    result = ", "attempts": 3,
-              "result": str(result_file)}
+              "result": str(result_file), **extra_config}
     (tmp_path / "e2e-config.json").write_text(json.dumps(config))
     env["LOCALCODE_E2E_CONFIG"] = str(tmp_path / "e2e-config.json")
 
@@ -197,7 +198,8 @@ def run_in_code_server(tmp_path: Path, server_command: list[str]) -> tuple[dict,
 
 def check_common(result: dict, workspace: Path) -> None:
     assert result["errors"] == [], result["errors"]
-    assert result["steps"] == ["activated", "client running", "implemented", "inline", "health"]
+    assert result["steps"] == ["activated", "client running", "implemented", "explained", "cancelled",
+                               "keys", "inline", "health"]
     assert result["installed"] is True
     # our commands and the server's (registered by the languageclient) are both there
     for command in ("localcode.editor.implement", "localcode.editor.health", "localcode.implement",
@@ -217,6 +219,14 @@ def check_common(result: dict, workspace: Path) -> None:
     assert isinstance(result["inlineItems"], list)
     # the status bar's source: the server's doctor report through our health command
     assert result["health"] and result["health"]["model"]
+    # the cancel reached the running request and nothing was changed
+    assert result["cancel"]["count"] == 1, result["cancel"]
+    assert result["cancel"]["answer"] is None and result["cancel"]["textUnchanged"] is True
+    # the keybinding is ours alone among every default keybinding of this VS Code
+    keys = result["keybindings"]
+    assert keys["total"] > 300, keys
+    assert keys["ours"] == ["ctrl+shift+alt+i"] and keys["listed"] == ["ctrl+shift+alt+i"]
+    assert keys["conflicts"] == [], keys["conflicts"]
     # the LogOutputChannel got the start-up line (the host writes log channels to files)
     logs = list((workspace.parent / "data" / "logs").glob("*/exthost*/localcode.localcode/localcode.log"))
     assert logs, "no localcode log channel file"
@@ -229,6 +239,15 @@ def test_code_server_with_stub_server(tmp_path: Path) -> None:
     check_common(result, workspace)
     assert result["inlineItems"] == [{"insertText": "turn a * b", "range": [9, 13, 9, 13]}]
     assert result["health"]["model"]["path"] == "/models/stub.gguf"
+    # explain's {kind: "explanation"} answer became a markdown document, not a popup
+    assert result["explanation"] == "# calc.py line 5\n\nstub explanation at line 4"
+    # $/cancelRequest reached the stand-in server: its running "model" stopped at once
+    assert result["cancel"]["secondsAfterCancel"] < 3, result["cancel"]
+    seen = json.loads(result["health"]["seen"])
+    assert {"command": "slow", "state": "cancelled"} in seen, seen
+    # our implement carried a workDoneToken: the server's stages show in our notification
+    implement = next(entry for entry in seen if entry["command"] == "implement")
+    assert str(implement["workDoneToken"]).startswith("localcode-")
 
 
 @pytest.mark.model
@@ -236,7 +255,43 @@ def test_code_server_end_to_end(tmp_path: Path, isolated_home: Path) -> None:
     """The packaged .vsix in code-server: starts the real server, the code action implements the
     empty function (document text checked, fixture tests pass), inline completion items come back
     through the host's provider."""
-    result, workspace = run_in_code_server(tmp_path, localcode_command())
+    result, workspace = run_in_code_server(tmp_path, localcode_command(),
+                                           cancelInstruction="handle negative numbers too",
+                                           cancelAfterMs=4000, explainTimeoutMs=180000)
     check_common(result, workspace)
+    # the real model stopped soon after the cancel (a running generation is not waited for)
+    assert result["cancel"]["secondsAfterCancel"] < 15, result["cancel"]
     assert any(t.startswith("localcode: explain this") for t in result["actionTitles"])
     assert "model" in result["health"]["checks"]
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def test_settings_mirror_every_localcode_toml_key() -> None:
+    """Every key of every localcode.toml table is a VS Code setting with the same default (the
+    API key itself is not: it lives in VS Code's secret storage)."""
+    from localcode_lsp.config import Config
+
+    manifest = json.loads((EXTENSION / "package.json").read_text())
+    properties = manifest["contributes"]["configuration"]["properties"]
+    missing, wrong_default = [], []
+    for section, table in Config().as_dict().items():
+        for key, default in table.items():
+            name = f"localcode.{section}.{camel(key)}"
+            if name not in properties:
+                missing.append(name)
+            elif properties[name].get("default") != default:
+                wrong_default.append((name, properties[name].get("default"), default))
+    assert missing == [] and wrong_default == []
+    assert not any("apiKey" in name and not name.endswith("apiKeyEnv") for name in properties)
+
+
+def test_keybinding_avoids_the_common_ones() -> None:
+    """Not VS Code's Open Chat (ctrl+alt+i) nor macOS developer tools (cmd+alt+i); the check
+    against every default binding runs in the code-server test."""
+    manifest = json.loads((EXTENSION / "package.json").read_text())
+    keys = {(binding.get("key"), binding.get("mac")) for binding in manifest["contributes"]["keybindings"]}
+    assert keys == {("ctrl+shift+alt+i", "cmd+shift+alt+i")}

@@ -83,3 +83,53 @@ export function statusText(summary: HealthSummary): string {
   const problems = summary.problems > 0 ? ` $(warning) ${summary.problems}` : "";
   return `$(hubot) ${summary.model} · index ${summary.index}${problems}`;
 }
+
+function cell(text: unknown): string {
+  return String(text ?? "").replace(/\|/g, "\\|").replace(/\r?\n/g, "<br>");
+}
+
+/** The doctor report as a page a person reads: a verdict, a table of checks with hints, and
+ * where the model and the configuration come from. Unknown shapes still render. */
+export function healthMarkdown(result: unknown): string {
+  if (typeof result !== "object" || result === null) {
+    return `# localcode health\n\nThe server answered: \`${cell(JSON.stringify(result))}\`\n`;
+  }
+  const report = result as Record<string, unknown>;
+  const lines: string[] = ["# localcode health", ""];
+  const summary = summarizeHealth(report);
+  const verdict = report.ok === false ? "**Something required is missing** (see the checks marked ✗)."
+    : "**Ready.**";
+  lines.push(verdict, "", `- model: ${summary.model}`, `- index: ${summary.index}`);
+  for (const key of ["localcode", "python", "project", "trusted"]) {
+    if (report[key] !== undefined && report[key] !== null) {
+      lines.push(`- ${key}: ${cell(report[key])}`);
+    }
+  }
+  const checks = Array.isArray(report.checks) ? report.checks : [];
+  if (checks.length > 0) {
+    lines.push("", "## Checks", "", "| check | | detail |", "|---|---|---|");
+    for (const check of checks) {
+      if (typeof check !== "object" || check === null) {
+        continue;
+      }
+      const c = check as Record<string, unknown>;
+      const mark = c.ok === false ? (c.required ? "✗" : "⚠") : "✓";
+      const hint = c.hint ? `<br>*hint:* ${cell(c.hint)}` : "";
+      lines.push(`| ${cell(c.name)} | ${mark} | ${cell(c.detail)}${hint} |`);
+    }
+  }
+  const config = report.config;
+  if (typeof config === "object" && config !== null) {
+    lines.push("", "## Configuration", "", "| key | value | from |", "|---|---|---|");
+    for (const [section, table] of Object.entries(config as Record<string, unknown>)) {
+      if (typeof table !== "object" || table === null) {
+        continue;
+      }
+      for (const [key, entry] of Object.entries(table as Record<string, unknown>)) {
+        const e = (typeof entry === "object" && entry !== null ? entry : { value: entry }) as Record<string, unknown>;
+        lines.push(`| ${section}.${key} | \`${cell(JSON.stringify(e.value))}\` | ${cell(e.source ?? "")} |`);
+      }
+    }
+  }
+  return lines.join("\n") + "\n";
+}

@@ -4,12 +4,19 @@
 
 /** The localcode.toml sections and keys the extension mirrors (camelCase as in package.json). */
 export const TOML_SETTINGS: Readonly<Record<string, readonly string[]>> = {
-  model: ["path", "contextLength", "nGpuLayers", "nThreads", "backend", "url", "requestTimeout"],
+  model: ["name", "path", "promptFamily", "contextLength", "nGpuLayers", "nThreads", "backend", "url",
+    "requestTimeout", "fimTemplate", "model", "apiKeyEnv"],
   generation: ["candidates", "maxRetries", "temperature", "temperatureClassify", "maxTokens"],
   context: ["systemBudget", "codeBudget", "taskBudget", "fewShotExamples"],
-  verification: ["parseCheck", "lint", "typeCheck", "test", "diffReview", "testTimeout", "memoryLimitMb"],
+  verification: ["parseCheck", "lint", "typeCheck", "test", "diffReview", "testTimeout", "memoryLimitMb",
+    "allowUnisolated"],
   index: ["embeddingModel", "updateOnSave", "maxFileBytes"],
+  knowledge: ["enabled", "maxMb"],
 };
+
+/** The environment variable the extension fills from VS Code's secret storage when the user set
+ * an API key but named no variable of their own (`localcode.model.apiKeyEnv`). */
+export const DEFAULT_API_KEY_ENV = "LOCALCODE_API_KEY";
 
 /** Settings that name an executable, a model file or a URL: never taken from an untrusted workspace. */
 export const RESTRICTED_SETTINGS: readonly string[] = [
@@ -18,6 +25,8 @@ export const RESTRICTED_SETTINGS: readonly string[] = [
   "server.extraArgs",
   "model.path",
   "model.url",
+  "model.apiKeyEnv",
+  "verification.allowUnisolated",
   "index.embeddingModel",
 ];
 
@@ -66,7 +75,7 @@ export function tomlTables(config: ConfigurationLike, trusted: boolean): TomlTab
       if (value === undefined || value === null) {
         continue;
       }
-      if (typeof value === "string" && value === "" && (key === "path" || key === "url")) {
+      if (typeof value === "string" && value === "") {
         continue; // "" is the default meaning "none": do not override the project file with it
       }
       (tables[section] ??= {})[toSnakeCase(key)] = value;
@@ -80,16 +89,36 @@ export function tomlTables(config: ConfigurationLike, trusted: boolean): TomlTab
  * the localcode.toml tables, plus `trusted: false` in an untrusted workspace (the server then runs
  * no project code, even when a wrapper command drops the `--untrusted` flag).
  */
-export function serverSettings(config: ConfigurationLike, trusted: boolean): Record<string, unknown> {
-  const tables: Record<string, unknown> = tomlTables(config, trusted);
-  if (!trusted) {
-    tables.trusted = false;
+export function serverSettings(config: ConfigurationLike, trusted: boolean, apiKeyEnv?: string): Record<string, unknown> {
+  const tables = tomlTables(config, trusted);
+  if (apiKeyEnv && tables.model?.api_key_env === undefined) {
+    // the key itself travels only in the server's environment, never in settings
+    (tables.model ??= {}).api_key_env = apiKeyEnv;
   }
-  return tables;
+  const settings: Record<string, unknown> = tables;
+  if (!trusted) {
+    settings.trusted = false;
+  }
+  return settings;
+}
+
+/** The server process environment: the API key from secret storage under the variable the
+ * settings name (`localcode.model.apiKeyEnv`, else LOCALCODE_API_KEY). */
+export function serverEnvironment(base: NodeJS.ProcessEnv, config: ConfigurationLike, trusted: boolean,
+  apiKey: string | undefined): { env: NodeJS.ProcessEnv; apiKeyEnv?: string } {
+  const env = { ...base };
+  if (!apiKey) {
+    return { env };
+  }
+  const named = explicitValue<string>(config, "model.apiKeyEnv", trusted);
+  const apiKeyEnv = named && /^[A-Za-z_][A-Za-z0-9_]*$/.test(named) ? named : DEFAULT_API_KEY_ENV;
+  env[apiKeyEnv] = apiKey;
+  return { env, apiKeyEnv };
 }
 
 /** Does a configuration change event touch settings that need a server restart? */
 export function needsRestart(affects: (section: string) => boolean): boolean {
-  return ["localcode.server", "localcode.model.path", "localcode.model.backend", "localcode.model.url"]
+  return ["localcode.server", "localcode.model.name", "localcode.model.path", "localcode.model.backend",
+    "localcode.model.url", "localcode.model.model", "localcode.model.apiKeyEnv"]
     .some((section) => affects(section));
 }

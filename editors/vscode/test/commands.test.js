@@ -6,13 +6,19 @@ const commands = require("../out/src/commands");
 function fakeHost(answer) {
   const requests = [];
   const logs = [];
+  const progressHandlers = new Map();
   let restarted = 0;
   let shownLog = 0;
   const client = {
     code2ProtocolConverter: { asUri: (uri) => uri.toString() },
-    sendRequest(method, params) {
-      requests.push({ method, params });
-      return typeof answer === "function" ? answer(method, params) : Promise.resolve(answer);
+    sendRequest(type, params, token) {
+      // the languageclient takes a RequestType; its method is what goes on the wire
+      requests.push({ method: typeof type === "string" ? type : type.method, params, token });
+      return typeof answer === "function" ? answer(params, token, progressHandlers) : Promise.resolve(answer);
+    },
+    onProgress(_type, token, handler) {
+      progressHandlers.set(token, handler);
+      return { dispose: () => progressHandlers.delete(token) };
     },
   };
   const host = {
@@ -20,9 +26,18 @@ function fakeHost(answer) {
     restart: async () => { restarted += 1; },
     showLog: () => { shownLog += 1; },
     busy: (_label, work) => work,
+    running: new commands.RunningTasks(),
     log: { info: (m) => logs.push(["info", m]), error: (m) => logs.push(["error", m]) },
   };
-  return { host, requests, logs, counts: () => ({ restarted, shownLog }) };
+  return { host, requests, logs, progressHandlers, counts: () => ({ restarted, shownLog }) };
+}
+
+/** Strip what only the wire carries (token, workDoneToken) to compare the command itself. */
+function sent(requests) {
+  return requests.map(({ method, params }) => {
+    const { workDoneToken: _ignored, ...rest } = params;
+    return { method, params: rest };
+  });
 }
 
 test.beforeEach(() => stub.reset());
@@ -32,14 +47,16 @@ test("every command is registered once, with the localcode.editor prefix (server
   const disposables = commands.registerCommands(host);
   const names = [...stub.state.commands.keys()].sort();
   assert.deepEqual(names, [
-    "localcode.editor.explain", "localcode.editor.health", "localcode.editor.implement",
+    "localcode.editor.cancel", "localcode.editor.explain", "localcode.editor.health", "localcode.editor.implement",
     "localcode.editor.implementWithInstruction", "localcode.editor.restart", "localcode.editor.showLog",
   ]);
   for (const serverCommand of Object.values(commands.SERVER_COMMANDS)) {
     assert.ok(!stub.state.commands.has(serverCommand), serverCommand);
   }
+  // every command is declared; the extension registers the menu, model and key ones itself
   const declared = require("../package.json").contributes.commands.map((c) => c.command).sort();
-  assert.deepEqual(declared, names);
+  assert.deepEqual(declared, [...names, "localcode.editor.menu", "localcode.editor.pickModel",
+    "localcode.editor.setApiKey"].sort());
   disposables.forEach((d) => d.dispose());
   assert.equal(stub.state.commands.size, 0);
 });
@@ -49,10 +66,52 @@ test("implement sends workspace/executeCommand with {uri, position} at the curso
   commands.registerCommands(host);
   stub.state.activeTextEditor = stub.editorAt("/ws/m.py", 4, 8);
   await stub.vscode.commands.executeCommand("localcode.editor.implement");
-  assert.deepEqual(requests, [{
+  assert.deepEqual(sent(requests), [{
     method: "workspace/executeCommand",
     params: { command: "localcode.implement", arguments: [{ uri: "file:///ws/m.py", position: { line: 4, character: 8 } }] },
   }]);
+});
+
+test("implement runs in a cancellable notification whose token reaches sendRequest", async () => {
+  let release;
+  const { host, requests, progressHandlers } = fakeHost((params, token) => new Promise((resolve, reject) => {
+    // the server reports its stages to our workDoneToken; the notification shows them
+    progressHandlers.get(params.workDoneToken)({ kind: "report", message: "GENERATE 2/5" });
+    token.onCancellationRequested(() => reject(Object.assign(new Error("Request got cancelled"), { code: -32800 })));
+    release = resolve;
+  }));
+  commands.registerCommands(host);
+  stub.state.activeTextEditor = stub.editorAt("/ws/m.py", 4, 8);
+  const running = stub.vscode.commands.executeCommand("localcode.editor.implement");
+  await new Promise((resolve) => setImmediate(resolve));
+  const [progress] = stub.state.progress;
+  assert.equal(progress.options.location, stub.vscode.ProgressLocation.Notification);
+  assert.equal(progress.options.cancellable, true);
+  assert.deepEqual(progress.reports, [{ message: "GENERATE 2/5" }]);
+  assert.equal(requests[0].token.isCancellationRequested, false);
+  assert.equal(host.running.count, 1);
+  progress.cancel(); // the notification's Cancel button
+  assert.equal(requests[0].token.isCancellationRequested, true); // -> $/cancelRequest
+  assert.equal(await running, undefined);
+  assert.match(stub.state.messages.at(-1)[1], /implement cancelled; nothing was changed/);
+  assert.equal(host.running.count, 0);
+  assert.equal(progressHandlers.size, 0);
+  void release;
+});
+
+test("'localcode: Cancel the running task' cancels the same request", async () => {
+  const { host, requests } = fakeHost((_params, token) => new Promise((_resolve, reject) => {
+    token.onCancellationRequested(() => reject(new Error("cancelled")));
+  }));
+  commands.registerCommands(host);
+  stub.state.activeTextEditor = stub.editorAt("/ws/m.py", 0, 0);
+  const running = stub.vscode.commands.executeCommand("localcode.editor.implement");
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(await stub.vscode.commands.executeCommand("localcode.editor.cancel"), 1);
+  assert.equal(requests[0].token.isCancellationRequested, true);
+  assert.equal(await running, undefined);
+  assert.equal(await stub.vscode.commands.executeCommand("localcode.editor.cancel"), 0);
+  assert.match(stub.state.messages.at(-1)[1], /nothing is running/);
 });
 
 test("implement with an instruction passes it along; cancelling the input box sends nothing", async () => {
@@ -67,7 +126,7 @@ test("implement with an instruction passes it along; cancelling the input box se
   assert.equal(requests[0].params.arguments[0].instruction, "handle the empty list");
 });
 
-test("explain opens the answer as markdown beside the editor", async () => {
+test("explain opens the answer as markdown beside the editor (the old message shape too)", async () => {
   const { host } = fakeHost({ explanation: "Adds two numbers." });
   commands.registerCommands(host);
   stub.state.activeTextEditor = stub.editorAt("/ws/m.py", 1, 0);
@@ -76,13 +135,31 @@ test("explain opens the answer as markdown beside the editor", async () => {
   assert.equal(stub.state.shown[0].options.viewColumn, stub.vscode.ViewColumn.Beside);
 });
 
-test("health needs no editor and shows the report as JSON", async () => {
-  const { host, requests } = fakeHost({ model: "gemma" });
+test("an explanation result {kind, title, markdown} becomes an untitled markdown document", async () => {
+  const { host } = fakeHost({ kind: "explanation", title: "add(a, b)", markdown: "Adds **two** numbers.\n" });
+  commands.registerCommands(host);
+  stub.state.activeTextEditor = stub.editorAt("/ws/m.py", 1, 0);
+  await stub.vscode.commands.executeCommand("localcode.editor.explain");
+  assert.deepEqual(stub.state.opened, [{ content: "# add(a, b)\n\nAdds **two** numbers.\n", language: "markdown" }]);
+  assert.equal(stub.state.shown[0].options.viewColumn, stub.vscode.ViewColumn.Beside);
+  assert.equal(commands.explanationDocument({ kind: "other", markdown: "x" }), undefined);
+});
+
+test("health needs no editor and shows the report as a readable markdown page", async () => {
+  const { host, requests } = fakeHost({
+    ok: false, model: { name: "Qwen2.5-Coder-1.5B-Instruct" },
+    checks: [{ name: "ruff", ok: false, required: true, detail: "not found", hint: "pip install ruff" }],
+  });
   commands.registerCommands(host);
   await stub.vscode.commands.executeCommand("localcode.editor.health");
   assert.deepEqual(requests[0].params, { command: "localcode.health", arguments: [] });
-  assert.equal(stub.state.opened[0].language, "json");
-  assert.deepEqual(JSON.parse(stub.state.opened[0].content), { model: "gemma" });
+  assert.equal(stub.state.progress.length, 0); // quick: no notification
+  const page = stub.state.opened[0];
+  assert.equal(page.language, "markdown");
+  assert.match(page.content, /^# localcode health/);
+  assert.match(page.content, /model: Qwen2.5-Coder-1.5B-Instruct/);
+  assert.match(page.content, /\| ruff \| ✗ \| not found<br>\*hint:\* pip install ruff \|/);
+  assert.doesNotMatch(page.content, /^\{/m); // not JSON
 });
 
 test("no editor, no server, or a failing server: a clear message, no exception", async () => {

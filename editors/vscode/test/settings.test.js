@@ -83,3 +83,41 @@ test("an untrusted workspace also tells the server trusted: false; a trusted one
   assert.deepEqual(settings.serverSettings(config, false), { generation: { candidates: 2 }, trusted: false });
   assert.deepEqual(settings.serverSettings(config, true), { generation: { candidates: 2 } });
 });
+
+test("the API key travels only in the server's environment, named by apiKeyEnv", () => {
+  const base = { PATH: "/usr/bin" };
+  const none = settings.serverEnvironment(base, configuration({}), true, undefined);
+  assert.deepEqual(none, { env: { PATH: "/usr/bin" } });
+  // a stored key, no variable named: LOCALCODE_API_KEY, and the server is told to read it
+  const stored = settings.serverEnvironment(base, configuration({}), true, "sk-secret");
+  assert.equal(stored.env.LOCALCODE_API_KEY, "sk-secret");
+  assert.equal(stored.apiKeyEnv, "LOCALCODE_API_KEY");
+  assert.equal(base.LOCALCODE_API_KEY, undefined); // the extension host's own env is untouched
+  const tables = settings.serverSettings(configuration({}), true, stored.apiKeyEnv);
+  assert.deepEqual(tables, { model: { api_key_env: "LOCALCODE_API_KEY" } });
+  assert.doesNotMatch(JSON.stringify(tables), /sk-secret/);
+  // the user's own variable name wins
+  const named = configuration({ "model.apiKeyEnv": { defaultValue: "", globalValue: "TEAM_VLLM_KEY" } });
+  const mine = settings.serverEnvironment(base, named, true, "sk-secret");
+  assert.equal(mine.env.TEAM_VLLM_KEY, "sk-secret");
+  assert.deepEqual(settings.serverSettings(named, true, mine.apiKeyEnv), { model: { api_key_env: "TEAM_VLLM_KEY" } });
+  // an untrusted workspace cannot pick the variable the key lands in
+  const evil = configuration({ "model.apiKeyEnv": { defaultValue: "", workspaceValue: "LD_PRELOAD" } });
+  assert.equal(settings.serverEnvironment(base, evil, false, "sk").apiKeyEnv, "LOCALCODE_API_KEY");
+});
+
+test("remote model name, catalogue name and FIM template reach the server in localcode.toml's shape", () => {
+  const config = configuration({
+    "model.name": { defaultValue: "qwen2.5-coder-1.5b-instruct", globalValue: "qwen2.5-coder-0.5b-instruct" },
+    "model.backend": { defaultValue: "llama.cpp", globalValue: "openai" },
+    "model.model": { defaultValue: "", globalValue: "qwen2.5-coder:1.5b" },
+    "model.fimTemplate": { defaultValue: "", globalValue: "qwen" },
+    "knowledge.maxMb": { defaultValue: 32, globalValue: 8 },
+  });
+  assert.deepEqual(settings.tomlTables(config, true), {
+    model: { name: "qwen2.5-coder-0.5b-instruct", backend: "openai", model: "qwen2.5-coder:1.5b", fim_template: "qwen" },
+    knowledge: { max_mb: 8 },
+  });
+  const affects = (changed) => (section) => changed.some((c) => c === section || c.startsWith(section + "."));
+  assert.equal(settings.needsRestart(affects(["localcode.model.name"])), true);
+});

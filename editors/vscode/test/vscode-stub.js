@@ -10,7 +10,29 @@ const state = {
   activeTextEditor: undefined,
   inputBoxAnswer: undefined,
   configuration: {},
+  progress: [], // {options, reports, cancel()} per window.withProgress call
 };
+
+class EventEmitter {
+  constructor() { this.listeners = new Set(); this.event = (fn) => { this.listeners.add(fn); return new Disposable(() => this.listeners.delete(fn)); }; }
+  fire(value) { for (const fn of [...this.listeners]) fn(value); }
+  dispose() { this.listeners.clear(); }
+}
+
+class CancellationTokenSource {
+  constructor() {
+    const emitter = new EventEmitter();
+    this.emitter = emitter;
+    this.token = { isCancellationRequested: false, onCancellationRequested: emitter.event };
+  }
+  cancel() {
+    if (!this.token.isCancellationRequested) {
+      this.token.isCancellationRequested = true;
+      this.emitter.fire(undefined);
+    }
+  }
+  dispose() { this.emitter.dispose(); }
+}
 
 class Disposable {
   constructor(fn) { this.fn = fn; }
@@ -38,6 +60,9 @@ function configuration(values) {
 const vscode = {
   Disposable,
   Uri,
+  EventEmitter,
+  CancellationTokenSource,
+  ProgressLocation: { SourceControl: 1, Window: 10, Notification: 15 },
   ViewColumn: { Beside: -2, Active: -1 },
   commands: {
     registerCommand(name, fn) {
@@ -57,6 +82,12 @@ const vscode = {
     showInformationMessage(message) { state.messages.push(["info", message]); return Promise.resolve(undefined); },
     showInputBox() { return Promise.resolve(state.inputBoxAnswer); },
     showTextDocument(document, options) { state.shown.push({ document, options }); return Promise.resolve({}); },
+    withProgress(options, task) {
+      const source = new CancellationTokenSource();
+      const entry = { options, reports: [], cancel: () => source.cancel() };
+      state.progress.push(entry);
+      return Promise.resolve(task({ report: (value) => entry.reports.push(value) }, source.token));
+    },
   },
   workspace: {
     isTrusted: true,
@@ -79,6 +110,7 @@ function reset() {
   state.activeTextEditor = undefined;
   state.inputBoxAnswer = undefined;
   state.configuration = {};
+  state.progress.length = 0;
 }
 
 /** An editor whose cursor is at (line, character) in the file `fsPath`. */
