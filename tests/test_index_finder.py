@@ -94,3 +94,23 @@ def test_parse_symbols_lists_nested_definitions_in_order(language: str) -> None:
     text = ("def a():\n    def b():\n        pass\n" if language == "python"
             else "function a() {\n  function b() {}\n}\n")
     assert [s.qualified_name for s in parse_symbols(text, language)] == ["a", "a.b"]
+
+
+@pytest.mark.parametrize("text, line, column, expected", [
+    ("def f():\n", 1, 0, "f"),
+    ("def f():\n    ", 1, 4, "f"),
+    ("def f(a):\n    \n\ndef g():\n    pass\n", 2, 0, "f"),
+    ("def f(a):\n    \n\ndef g():\n    pass\n", 3, 0, "g"),
+    ("class A:\n    def m(self):\n        \n    def n(self): pass\n", 2, 8, "A.m"),
+    ("def outer():\n    def inner():\n        \n    return 1\n", 2, 8, "outer.inner"),
+    ("def outer():\n    x = 1\n    \n    return 1\n", 2, 4, "outer"),
+    ("def f():\n    \nx = 1\n", 2, 0, None),
+])
+def test_a_function_being_written_holds_the_blank_lines_below_it(
+        text: str, line: int, column: int, expected: str | None) -> None:
+    """The cursor under a `def f():` with no body yet is where one asks for that body (the
+    server's old regex finder knew this; the AST finder must too)."""
+    found = function_at(text, "python", line, column)
+    assert (found.qualified_name if found else None) == expected
+    if found is not None and found.qualified_name != "outer":
+        assert found.is_stub

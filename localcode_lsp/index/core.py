@@ -33,7 +33,16 @@ from .languages import (
 )
 from .parsed import ByteEdit, ParsedFile, _point
 from .store import Embedder, EmbeddingModelError, VectorStore, resolve_embedding_model
-from .symbols import FileFacts, Import, Queries, Symbol, byte_offset, innermost, line_starts
+from .symbols import (
+    FileFacts,
+    Import,
+    Queries,
+    Symbol,
+    byte_offset,
+    enclosing_function,
+    innermost,
+    line_starts,
+)
 
 log = get_logger("index")
 
@@ -466,9 +475,10 @@ class CodeIndex:
         the qualified name ("Worker.run"), `line_range` and `is_stub`."""
         record = self._record(self._relative(rel_path))
         with self._lock:
-            offset = self._byte_offset(record, line, column)
-            symbols = record.symbols
-        return None if offset is None else innermost(symbols, offset, functions_only=True)
+            if record.line_starts is None:
+                record.line_starts = line_starts(record.source)
+            source, symbols, starts = record.source, record.symbols, record.line_starts
+        return enclosing_function(symbols, source, line, column, starts=starts)
 
     def enclosing_symbol(self, rel_path: str, line: int, column: int) -> Symbol | None:
         """Like `enclosing_function`, classes included."""

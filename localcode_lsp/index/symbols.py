@@ -245,7 +245,7 @@ def _python_docstring(source: bytes, body: Any, memo: dict[bytes, str]) -> str:
 def _python_is_stub(source: bytes, body: Any) -> bool:
     statements = [c for c in body.named_children if c.type != "comment"]
     if not statements:
-        return False
+        return True  # no body yet: a definition being written
     for statement in statements:
         if statement.type == "pass_statement":
             continue
@@ -496,9 +496,24 @@ def enclosing_function(symbols: Iterable[Symbol], source: bytes, line: int, colu
                        starts: list[int] | None = None) -> Symbol | None:
     """The innermost function or method containing 0-based (line, column) of `source` (column
     in code points), or None at module level. The Symbol carries the qualified name
-    ("Worker.run"), `line_range` and `is_stub`."""
+    ("Worker.run"), `line_range` and `is_stub`.
+
+    A function whose body is still empty (`def f():` being written) also holds the blank
+    lines below its header: that is where the cursor stands to ask for its body."""
+    starts = starts if starts is not None else line_starts(source)
     offset = byte_offset(source, line, column, starts)
-    return None if offset is None else innermost(symbols, offset, functions_only=True)
+    if offset is None:
+        return None
+    functions = [s for s in symbols if s.kind != CLASS]
+    found = innermost(functions, offset)
+    line_end = starts[line + 1] if line + 1 < len(starts) else len(source)
+    for symbol in functions:
+        if symbol.language == "python" and symbol.body_start_byte >= symbol.end_byte \
+                and symbol.end_byte <= offset \
+                and not source[symbol.end_byte:line_end].strip() \
+                and (found is None or symbol.start_byte >= found.start_byte):
+            found = symbol
+    return found
 
 
 def parse_symbols(text: str, language: str, path: str = "", *,
