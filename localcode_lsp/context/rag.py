@@ -100,26 +100,19 @@ class IndexContextProvider:
         seen: set[tuple[str, str]] = set()
         if target is not None:
             seen.add((target.path, target.qualified_name))
-            for callee in self._safe("callees", self.index.callees, target):
-                key = (callee.path, callee.qualified_name)
-                if key in seen:
-                    continue
-                seen.add(key)
-                text = _symbol_text(self.workspace, callee)
-                if text:
-                    snippets.append(Snippet(text, "callee", callee.path, callee.qualified_name,
-                                            SOURCE_WEIGHTS["callee"]))
+            callees = self._safe("callees", self.index.callees, target)
             callers = [c for c in self._safe("callers", self.index.callers, target)
-                       if not is_test_path(c.path)]
-            for caller in callers[: self.callers]:
-                key = (caller.path, caller.qualified_name)
-                if key in seen:
-                    continue
-                seen.add(key)
-                text = _symbol_text(self.workspace, caller)
-                if text:
-                    snippets.append(Snippet(text, "caller", caller.path, caller.qualified_name,
-                                            SOURCE_WEIGHTS["caller"]))
+                       if not is_test_path(c.path)][: self.callers]
+            for source, symbols in (("callee", callees), ("caller", callers)):
+                for symbol in symbols:
+                    key = (symbol.path, symbol.qualified_name)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    text = _symbol_text(self.workspace, symbol)
+                    if text:
+                        snippets.append(Snippet(text, source, symbol.path, symbol.qualified_name,
+                                                SOURCE_WEIGHTS[source]))
             if self.tests:
                 for ref in self._safe("tests", self.index.tests_of, target)[:3]:
                     found = self._safe("test symbol", self.index.find_symbol, ref.name, ref.path)
