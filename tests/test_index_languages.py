@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from localcode_lsp.index.languages import is_pytest_file, is_test_path, language_for_path
+from localcode_lsp.index.languages import (
+    conventional_test_names,
+    is_pytest_file,
+    is_test_path,
+    language_for_path,
+)
 from localcode_lsp.inference.stops import stop_rule_for
 from localcode_lsp.pipeline.completion import language_of, starts_block_body
 from localcode_lsp.verify import is_protected_path
@@ -51,3 +56,8 @@ def test_pytest_files_are_the_test_modules_pytest_collects() -> None:
     assert is_pytest_file("tests/test_cart.py") and is_pytest_file("cart_test.py")
     assert not is_pytest_file("tests/helpers.py") and not is_pytest_file("conftest.py")
     assert not is_pytest_file("a.test.js")
+
+
+def test_conventional_test_names_of_a_module_and_a_package() -> None:
+    assert conventional_test_names("shop/cart.py") == {"test_cart.py", "cart_test.py"}
+    assert conventional_test_names("shop/__init__.py") == {"test_shop.py", "shop_test.py"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from .languages import TEST_DIRECTORIES, is_pytest_file, is_test_path
+from .languages import TEST_DIRECTORIES, conventional_test_names, is_pytest_file, is_test_path
 from .symbols import CLASS, FUNCTION, METHOD, CallRef, FileFacts, Import, Symbol, innermost
 
 SymbolKey = tuple[str, str]  # (path, qualified_name)
@@ -267,8 +267,7 @@ class DependencyGraph:
     @staticmethod
     def _conventional_test_files(path: str, test_paths: list[str]) -> list[str]:
         module = PurePosixPath(path)
-        stem = module.stem if module.stem != "__init__" else module.parent.name
-        wanted = {f"test_{stem}.py", f"{stem}_test.py"}
+        wanted = conventional_test_names(path)
         result = []
         for candidate in test_paths:
             candidate_path = PurePosixPath(candidate)

@@ -79,6 +79,14 @@ def is_test_path(path: str) -> bool:
     return any(part in TEST_DIRECTORIES for part in posix.parts[:-1])
 
 
+def conventional_test_names(path: str) -> frozenset[str]:
+    """The file names of a module's tests by convention: `test_<stem>.py`, `<stem>_test.py`
+    (a package's `__init__.py` goes by the package's name)."""
+    posix = PurePosixPath(path)
+    stem = posix.parent.name if posix.stem == "__init__" else posix.stem
+    return frozenset({f"test_{stem}.py", f"{stem}_test.py"}) if stem else frozenset()
+
+
 def is_pytest_file(path: str) -> bool:
     """True for a file pytest collects test functions from (test_x.py, x_test.py)."""
     name = PurePosixPath(path).name

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,7 +77,7 @@ class SyntaxChecker:
         source = text.encode("utf-8", "surrogatepass")
         problems: list[SyntaxProblem] = []
         seen_lines: set[int] = set()
-        for node in _error_nodes(tree.root_node):
+        for node in error_nodes(tree.root_node):
             line = node.start_point[0] + 1
             if line in seen_lines:
                 continue
@@ -106,8 +107,9 @@ def python_compile_error(text: str) -> SyntaxProblem | None:
     return None
 
 
-def _error_nodes(root: Any):
-    """ERROR and MISSING nodes in document order, not descending into an ERROR node."""
+def error_nodes(root: Any) -> Iterator[Any]:
+    """ERROR and MISSING nodes of a tree-sitter tree in document order, not descending into an
+    ERROR node (the syntax check, and any caller that asks where a text stops parsing)."""
     stack = [root]
     while stack:
         node = stack.pop()
