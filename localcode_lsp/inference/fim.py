@@ -43,6 +43,22 @@ class FimTemplate:
         s = self.spacing
         return f"{self.prefix_token}{s}{prefix}{s}{self.suffix_token}{suffix}{s}{self.middle_token}"
 
+    def format_layout(self, prefix: str, suffix: str, layout: str = "psm") -> str:
+        """The prompt in one of `FIM_LAYOUTS`.
+
+        - "psm": prefix, suffix, middle (the order the models are documented with).
+        - "spm": suffix first, then prefix, then the middle marker. While the user types at the
+          cursor only the end of the prompt changes, so llama.cpp reuses the KV cache of all the
+          rest (with "psm" every keystroke re-evaluates the whole suffix).
+        """
+        if layout == "psm":
+            return self.format(prefix, suffix)
+        if layout == "spm":
+            s = self.spacing
+            return f"{self.suffix_token}{suffix}{s}{self.prefix_token}{s}{prefix}{s}" \
+                   f"{self.middle_token}"
+        raise ValueError(f"unknown FIM layout {layout!r}; expected one of {', '.join(FIM_LAYOUTS)}")
+
     def stop_strings(self) -> list[str]:
         return list(dict.fromkeys(self.sentinels))
 
@@ -77,6 +93,7 @@ TEMPLATES: dict[str, FimTemplate] = {
 }
 
 PREFIX_ONLY = "none"  # forced name meaning: never use a FIM template
+FIM_LAYOUTS = ("psm", "spm")
 
 
 def _missing(template: FimTemplate, metadata: GGUFMetadata) -> list[str]:

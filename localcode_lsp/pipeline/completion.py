@@ -6,28 +6,40 @@ extra context sections (from the index, when a caller passes them), then the doc
 `TAIL_STEP_LINES` lines, up to the cursor. The suffix after the cursor goes to the backend's FIM
 template (or, for a model without FIM tokens, steers where generation stops).
 
+With a FIM model in process the prompt is laid out suffix first (`FIM_LAYOUT = "spm"`:
+suffix, then prefix, then the middle marker), so a keystroke at the cursor changes only the
+prompt's last tokens and everything before them comes from the KV cache; with the documented
+prefix-suffix-middle order every keystroke re-evaluates the whole suffix
+(`bench/bench_inference.py` measures both). Every sentinel of the template stops generation and
+never reaches the text.
+
 Multi-line when the cursor starts an empty block body (the line after `def f():`, `if x:`, or a
 `{`), single-line otherwise. A suggestion that merely repeats the text after the cursor is
-dropped.
+dropped. Then it is verified in place (`verify.inline`): the longest prefix of whole lines that
+adds no syntax error to the enclosing block and reads no undefined name is shown, or nothing.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..cancel import CancelToken
 from ..index.languages import language_for_path
+from ..inference.backend import Completion
+from ..inference.fim import TEMPLATES, strip_sentinels
 from ..inference.stops import C_FAMILY, stop_rule_for
+from ..verify.inline import InlineVerifier
 
 TAIL_STEP_LINES = 32
 HEAD_MAX_LINES = 40
 SUFFIX_MAX_LINES = 40
 SINGLE_LINE_MAX_TOKENS = 48
 MULTI_LINE_MAX_TOKENS = 192
+FIM_LAYOUT = "spm"  # "psm" or "spm" (inference.fim.FIM_LAYOUTS); see the module docstring
 
 
 @dataclass(frozen=True)
@@ -145,8 +157,12 @@ def _head_lines(lines: list[str]) -> int:
 
 def complete_at(engine: Any, path_or_uri: str | Path, line: int, column: int, *,
                 cancel: CancelToken | None = None,
-                extra_context: Sequence[ContextSection] = ()) -> CompletionResult:
-    """One completion at a zero-based (line, column) of the document as the user sees it."""
+                extra_context: Sequence[ContextSection] = (),
+                layout: str = FIM_LAYOUT, verify: bool = True) -> CompletionResult:
+    """One completion at a zero-based (line, column) of the document as the user sees it.
+
+    `layout` and `verify` exist for the benchmarks (the server and the CLI use the defaults).
+    """
     started = time.monotonic()
     path = engine.workspace.relative(path_or_uri)
     text = engine.workspace.read_text(path_or_uri)
@@ -160,16 +176,24 @@ def complete_at(engine: Any, path_or_uri: str | Path, line: int, column: int, *,
     suffix_window = "".join(suffix.splitlines(keepends=True)[:SUFFIX_MAX_LINES])
     if multiline:
         rule = stop_rule_for(language, prefix)
-        completion = backend.fim(prompt, suffix_window, max_tokens=MULTI_LINE_MAX_TOKENS,
-                                 stop_rule=rule, cancel=cancel,
-                                 temperature=0.0, seed=0)
+        completion = infill(backend, prompt, suffix_window, layout=layout,
+                            max_tokens=MULTI_LINE_MAX_TOKENS, stop_rule=rule, cancel=cancel)
         generated = rule.trim(completion.text) if rule is not None else completion.text
         generated = generated.rstrip()
     else:
-        completion = backend.fim(prompt, suffix_window, max_tokens=SINGLE_LINE_MAX_TOKENS,
-                                 stop=("\n",), cancel=cancel, temperature=0.0, seed=0)
+        completion = infill(backend, prompt, suffix_window, layout=layout,
+                            max_tokens=SINGLE_LINE_MAX_TOKENS, stop=("\n",), cancel=cancel)
         generated = completion.text.split("\n", 1)[0].rstrip()
     dropped = _why_drop(generated, suffix, completion.finish_reason)
+    details: dict[str, Any] = {"layout": completion_layout(backend, layout)}
+    if not dropped and verify:
+        verdict = InlineVerifier().verify(text, len(prefix), generated, language)
+        details["verification"] = {"ms": round(verdict.milliseconds, 2),
+                                   "reason": verdict.reason, "undefined": verdict.undefined,
+                                   "original": verdict.original}
+        if verdict.dropped:
+            dropped = f"verification: {verdict.reason}"
+        generated = verdict.text
     return CompletionResult(
         text="" if dropped else generated,
         prompt_tokens=completion.prompt_tokens,
@@ -182,7 +206,37 @@ def complete_at(engine: Any, path_or_uri: str | Path, line: int, column: int, *,
         path=path,
         line=line,
         column=column,
+        details=details,
     )
+
+
+def completion_layout(backend: Any, layout: str) -> str:
+    """The layout `infill` really uses with this backend: "spm" needs a FIM template and the
+    model in process (a server renders its own template); else the backend's own `fim`."""
+    if layout == "psm" or not getattr(backend, "in_process", False):
+        return "psm"
+    name = getattr(backend.info, "fim", None)
+    return layout if name in TEMPLATES else "psm"
+
+
+def infill(backend: Any, prefix: str, suffix: str, *, layout: str = FIM_LAYOUT,
+           max_tokens: int, stop: Sequence[str] = (), stop_rule: Any = None,
+           cancel: CancelToken | None = None) -> Completion:
+    """One greedy fill-in-the-middle call in `layout` (see `completion_layout`); every sentinel
+    of the template stops the generation and is cut from the text."""
+    if completion_layout(backend, layout) == "psm":
+        return backend.fim(prefix, suffix, max_tokens=max_tokens, stop=stop,
+                           stop_rule=stop_rule, cancel=cancel, temperature=0.0, seed=0)
+    template = TEMPLATES[backend.info.fim]
+    prompt = template.format_layout(prefix, suffix, layout)
+    room = backend.info.context_length - max_tokens - 16
+    if backend.count_tokens(prompt) > room:  # the backend would cut the suffix off the left
+        return backend.fim(prefix, suffix, max_tokens=max_tokens, stop=stop,
+                           stop_rule=stop_rule, cancel=cancel, temperature=0.0, seed=0)
+    completion = backend.complete(prompt, max_tokens=max_tokens,
+                                  stop=[*stop, *template.stop_strings()], stop_rule=stop_rule,
+                                  cancel=cancel, temperature=0.0, seed=0)
+    return replace(completion, text=strip_sentinels(completion.text, template.sentinels))
 
 
 def _why_drop(generated: str, suffix: str, finish_reason: str) -> str:
