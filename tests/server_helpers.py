@@ -31,6 +31,12 @@ async def start_client(command: list[str], client_name: str, root: Path,
         client.applied_edits.append(params)  # type: ignore[attr-defined]
         return types.ApplyWorkspaceEditResult(applied=True)
 
+    client.registrations = []  # type: ignore[attr-defined]
+
+    @client.feature(types.CLIENT_REGISTER_CAPABILITY)
+    def register_capability(params: types.RegistrationParams) -> None:
+        client.registrations.extend(params.registrations)  # type: ignore[attr-defined]
+
     caps = capabilities or client_capabilities(client_name)
     result = await client.initialize_session(types.InitializeParams(
         capabilities=caps,

@@ -46,6 +46,26 @@ def command(name: str, uri: str, line: int, character: int, **extra) -> types.Ex
     return types.ExecuteCommandParams(command=name, arguments=[argument])
 
 
+def titled(client, title: str) -> dict:
+    """The work-done progress the server reported under `title`, by token."""
+    return {token: values for token, values in client.progress_reports.items()
+            if values and getattr(values[0], "title", None) == title}
+
+
+async def test_first_index_reports_progress(session):
+    if not session.capabilities.window or not session.capabilities.window.work_done_progress:
+        pytest.skip("this client does not show progress")
+    for _ in range(100):
+        indexing = titled(session, "localcode: indexing")
+        if indexing and list(indexing.values())[0][-1].kind == "end":
+            break
+        await asyncio.sleep(0.05)
+    ((_, values),) = indexing.items()
+    assert [v.kind for v in values][0] == "begin" and values[-1].kind == "end"
+    assert any(v.kind == "report" and v.message.endswith("files") for v in values)
+    assert values[0].cancellable is False
+
+
 async def test_capabilities_advertised(session):
     caps = session.init_result.capabilities
     assert caps.inline_completion_provider is not None  # even for Neovim, which does not ask
@@ -85,9 +105,9 @@ async def test_incremental_sync_feeds_the_engine_overlay(session):
     assert any("rejected" in m.message for m in session.log_messages)
     result = await session.workspace_execute_command_async(command(
         "localcode.explain", uri, 4, 4))
-    assert result["status"] == "explained"
+    assert result["kind"] == "explanation" and result["status"] == "explained"
     # the engine saw the edited text: its explanation names the symbol at the cursor
-    assert "add" in result["explanation"]
+    assert "add" in result["markdown"] and "add" in result["title"]
     assert not [m for m in session.messages if m.type == types.MessageType.Error]
 
 
@@ -181,10 +201,10 @@ async def test_progress_begin_and_end_are_paired(session):
     with pytest.raises(JsonRpcException):
         await session.workspace_execute_command_async(command(
             "localcode.implement", uri, 4, 4, instruction="crash"))
-    reports = session.progress_reports
     if not session.capabilities.window or not session.capabilities.window.work_done_progress:
-        assert not reports
+        assert not session.progress_reports
         return
+    reports = titled(session, "localcode: implement/fix")
     assert len(reports) == 2
     for values in reports.values():
         kinds = [v.kind for v in values]
@@ -221,9 +241,9 @@ async def test_progress_cancel_stops_the_engine(session):
         "localcode.implement", uri, 4, 4, instruction="slow")))
     for _ in range(50):
         await asyncio.sleep(0.05)
-        if session.progress_reports:
+        if titled(session, "localcode: implement/fix"):
             break
-    (token,) = session.progress_reports
+    (token,) = titled(session, "localcode: implement/fix")
     started = time.monotonic()
     session.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token=token))
     with pytest.raises(JsonRpcException) as caught:

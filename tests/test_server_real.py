@@ -27,7 +27,8 @@ pytestmark = [pytest.mark.model,
 @pytest.fixture(params=CLIENTS)
 async def real_session(request, copy_fixture, isolated_home, model_path):
     root = copy_fixture("server_project")
-    client, result = await start_client(REAL_SERVER, request.param, root)
+    client, result = await start_client(REAL_SERVER, request.param, root,
+                                        initialization_options={"trusted": True})
     client.root = root  # type: ignore[attr-defined]
     client.encoding = result.capabilities.position_encoding  # type: ignore[attr-defined]
     yield client

@@ -10,6 +10,8 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
 from localcode_lsp.data import GateResult, Patch, Result, TraceEvent, Verdict, apply_edits
+from localcode_lsp.server.commands import parse_target
+from localcode_lsp.server.completion import useful_suggestion
 from localcode_lsp.server.documents import (
     UTF8,
     UTF16,
@@ -20,14 +22,8 @@ from localcode_lsp.server.documents import (
     offset_of,
     position_of,
 )
-from localcode_lsp.server.server import (
-    _parse_target,
-    failure_message,
-    lsp_edits,
-    progress_message,
-    useful_suggestion,
-)
-from localcode_lsp.server.symbols import enclosing_function
+from localcode_lsp.server.edits import failure_message, lsp_edits
+from localcode_lsp.server.progress import progress_message
 from localcode_lsp.server.transport import read_frames
 
 TEXT = "a😀b = 'é'\r\nsecond\rthird\n"
@@ -87,21 +83,6 @@ def test_patch_edits_round_trip_through_lsp_positions(encoding):
     assert len(edits) == 2  # minimal: the unchanged lines are not rewritten
 
 
-def test_enclosing_function_finds_stubs_and_bodies():
-    source = ('import os\n\n\ndef stub(a):\n    """Doc."""\n\n\nclass K:\n'
-              '    def method(self):\n        x = 1\n        return x\n\n'
-              'async def tail(\n        b,\n):\n')
-    assert enclosing_function(source, 0) is None
-    stub = enclosing_function(source, 4)
-    assert stub.name == "stub" and stub.is_stub
-    method = enclosing_function(source, 10)
-    assert method.name == "method" and not method.is_stub
-    assert enclosing_function(source, 7) is None  # the class line
-    tail = enclosing_function(source, 15)
-    assert tail.name == "tail" and tail.is_stub
-    assert enclosing_function("fn main() {}", 0, "rust") is None
-
-
 def test_useful_suggestion_drops_repeats_and_blanks():
     assert useful_suggestion("return a + b", "\n")
     assert not useful_suggestion("return a + b", "return a + b\n")
@@ -110,7 +91,7 @@ def test_useful_suggestion_drops_repeats_and_blanks():
 
 
 def test_command_arguments_are_validated():
-    uri, line, character, instruction, diagnostics = _parse_target(
+    uri, line, character, instruction, diagnostics = parse_target(
         [{"uri": "file:///w/a.py", "position": {"line": 3, "character": 1},
           "instruction": "faster", "diagnostics": ["E1"]}])
     assert (uri, line, character, instruction, diagnostics) == (
@@ -119,7 +100,7 @@ def test_command_arguments_are_validated():
                 [{"uri": "x", "position": {"line": True, "character": 0}}],
                 [{"uri": "x", "position": {"line": 0, "character": 0}, "instruction": 5}]):
         with pytest.raises(JsonRpcInvalidParams):
-            _parse_target(bad)
+            parse_target(bad)
 
 
 def test_messages_for_progress_and_failures():

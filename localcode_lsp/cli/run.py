@@ -17,7 +17,8 @@ import sys
 import time
 from typing import Any
 
-from ..data import INTENTS, Position, Result, Task, TraceEvent
+from ..data import INTENTS, Result, Task, TraceEvent
+from ..targeting import task_at_position
 from .main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 
@@ -114,9 +115,12 @@ def run(args: argparse.Namespace) -> int:
     if path is not None and not (engine.root / path).is_file() and \
             engine.workspace.document(path) is None:
         return _usage(f"file not found: {args.file}")
-    task = Task(path=path, symbol=args.symbol,
-                position=Position(args.line - 1, 0) if args.line else None,
-                instruction=args.instruction, intent=args.intent)
+    if args.line and path is not None:  # the same Task the editor builds for this position
+        task = task_at_position(engine.index, path, args.line - 1, 0,
+                                instruction=args.instruction, intent=args.intent)
+    else:
+        task = Task(path=path, symbol=args.symbol, instruction=args.instruction,
+                    intent=args.intent)
     console = ui.make_console()
 
     def show(event: TraceEvent) -> None:

@@ -26,7 +26,8 @@ def run(args: argparse.Namespace) -> int:
     # until initialize names the workspace, warnings go to stderr (never stdout)
     setup_logging(None, getattr(args, "log_level", "INFO"), stderr=True)
     logging.getLogger("pygls").setLevel(logging.WARNING)  # pygls logs message bodies at INFO
-    server = LocalcodeServer(trusted=not getattr(args, "untrusted", False),
+    # untrusted unless `--untrusted` is absent and the client says so (initializationOptions)
+    server = LocalcodeServer(trusted=False if getattr(args, "untrusted", False) else None,
                              log_level=getattr(args, "log_level", "INFO"))
     max_body = max(1, args.max_message_mb) * 1024 * 1024
     if args.tcp:

@@ -2,7 +2,9 @@
 
 LSP positions count columns in the negotiated encoding (UTF-16 code units unless the client
 offered UTF-8 or UTF-32); the engine counts code points. Lines end at "\\n", "\\r\\n" or "\\r" only
-(not at the other characters Python's `str.splitlines` treats as line breaks).
+(not at the other characters Python's `str.splitlines` treats as line breaks). The engine counts
+lines at "\\n" only (as tree-sitter does, `data.split_lines`): `engine_position` and
+`engine_edit_offsets` convert between the two, so a lone "\\r" in a file shifts nothing.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import re
 import threading
 from dataclasses import dataclass
 
-from ..data import TextEdit
+from ..data import Position, TextEdit, split_lines
 
 UTF8, UTF16, UTF32 = "utf-8", "utf-16", "utf-32"
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -99,10 +101,17 @@ def _bisect_right(values: list[int], x: int) -> int:
     return low
 
 
+def engine_position(text: str, offset: int) -> Position:
+    """An absolute code-point offset as the engine's (line, column): lines end at "\\n" only."""
+    offset = max(0, min(offset, len(text)))
+    line_start = text.rfind("\n", 0, offset) + 1
+    return Position(text.count("\n", 0, offset), offset - line_start)
+
+
 def engine_edit_offsets(before: str, edit: TextEdit) -> tuple[int, int]:
     """Absolute offsets of an engine TextEdit, using the engine's own line model
-    (`str.splitlines(keepends=True)`, as `data.apply_edits` does)."""
-    lines = before.splitlines(keepends=True)
+    (`data.split_lines`, as `data.apply_edits` does)."""
+    lines = split_lines(before)
     offsets = [0]
     for line in lines:
         offsets.append(offsets[-1] + len(line))

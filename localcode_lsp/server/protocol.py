@@ -6,6 +6,10 @@ before `initialize`, puts tracebacks into error `data`, shows out-of-band errors
 cancels only the outer future of a command. This class takes raw bodies instead and guarantees:
 exactly one response per request id, -32700 / -32600 / -32601 / -32602 / -32002 / -32603 codes
 as the spec says, and cancellation that reaches the engine through a CancelToken per request.
+
+Methods in the server's routes table (routes.py) are dispatched here, by their route: inline
+or as a background task, each request registered with its cancel token in the server's
+RequestRegistry before its handler runs. pygls keeps the lifecycle (initialize, shutdown).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import asyncio
 import json
 import threading
 from concurrent.futures import Future
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 import attrs
@@ -23,8 +28,8 @@ from pygls.exceptions import JsonRpcException
 from pygls.protocol import LanguageServerProtocol, lsp_method
 from pygls.protocol.json_rpc import JsonRPCNotification, JsonRPCRequestMessage, MsgId
 
-from ..cancel import CancelToken
 from ..logs import get_logger
+from .routes import BACKGROUND, INLINE, Route
 
 if TYPE_CHECKING:
     from .server import LocalcodeServer
@@ -60,7 +65,6 @@ class LocalcodeProtocol(LanguageServerProtocol):
         self._initialize_seen = False
         self._write_lock = threading.Lock()
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.cancel_tokens: dict[MsgId, CancelToken] = {}
 
     # --- entry point -------------------------------------------------------------------------
 
@@ -134,7 +138,32 @@ class LocalcodeProtocol(LanguageServerProtocol):
             return
         if method == types.INITIALIZE:
             self._initialize_seen = True
-        self.handle_message(message)
+        route = self._server.routes.get(method)
+        if route is not None and route.mode in (INLINE, BACKGROUND):
+            self._run_request(msg_id, route, message.params)
+        else:
+            self.handle_message(message)
+
+    def _run_request(self, msg_id: MsgId, route: Route, params: Any) -> None:
+        """Run a routed request: registered (with its cancel token) before its handler runs,
+        answered exactly once when it ends."""
+        request = self._server.requests.begin(msg_id, route.method)
+        done = partial(self._end_request, request)
+        if route.mode == BACKGROUND:
+            task = asyncio.ensure_future(route.handler(params, request))
+            request.task = task
+            task.add_done_callback(done)
+            return
+        future: Future[Any] = Future()
+        try:
+            future.set_result(route.handler(params, request))
+        except Exception as exc:
+            future.set_exception(exc)
+        done(future)
+
+    def _end_request(self, request: Any, future: Future[Any]) -> None:
+        self._server.requests.end(request)
+        self._send_handler_result(future, msg_id=request.id)
 
     def _handle_client_response(self, msg_id: MsgId, data: dict[str, Any]) -> None:
         future = self._request_futures.get(msg_id)
@@ -190,14 +219,35 @@ class LocalcodeProtocol(LanguageServerProtocol):
         except Exception as exc:
             log.warning("ignoring %s with invalid params: %s", method, _short(exc))
             return
-        self.handle_message(message)
+        route = self._server.routes.get(method)
+        if route is not None and route.mode in (INLINE, BACKGROUND):
+            self._run_notification(route, message.params)
+        else:
+            self.handle_message(message)
+
+    def _run_notification(self, route: Route, params: Any) -> None:
+        try:
+            if route.mode == INLINE:
+                route.handler(params)
+                return
+            task = asyncio.ensure_future(route.handler(params))
+            task.add_done_callback(partial(self._notification_done, route.method))
+        except Exception as exc:
+            self._notification_failed(route.method, exc)
+
+    def _notification_done(self, method: str, task: asyncio.Future[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._notification_failed(method, task.exception())
+
+    def _notification_failed(self, method: str, exc: BaseException | None) -> None:
+        log.error("handling %s failed: %r", method, exc)
+        if isinstance(exc, Exception):
+            self._server.report_server_error(exc, None)
 
     def _handle_cancel_notification(self, msg_id: MsgId) -> None:
-        """Cancel the engine work behind a request (its handler then answers -32800), or, for
-        requests without engine work, the handler's future as stock pygls does."""
-        token = self.cancel_tokens.get(msg_id)
-        if token is not None:
-            token.cancel("cancelled by the client")
+        """Cancel a request through the registry: engine work stops through its token (the
+        handler then answers -32800); a handler not waiting on the engine is cancelled."""
+        if self._server.requests.cancel(msg_id):
             return
         future = self._request_futures.get(msg_id)
         if future is not None and not future.done():
@@ -208,30 +258,6 @@ class LocalcodeProtocol(LanguageServerProtocol):
     @lsp_method(types.EXIT)
     def lsp_exit(self, *args: Any) -> None:  # type: ignore[override]  # not a generator: exits
         self._server.request_exit(0 if self._shutdown else 1)
-
-    # Documents live in the server's DocumentStore (which refuses out-of-range changes);
-    # pygls' own workspace copy would silently append them, so these only reach our handlers.
-    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
-    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams):
-        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_OPEN)) is not None:
-            yield handler, (params,), None
-
-    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
-    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams):
-        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
-            yield handler, (params,), None
-
-    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
-    def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams):
-        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CLOSE)) is not None:
-            yield handler, (params,), None
-
-    @lsp_method(types.WORKSPACE_EXECUTE_COMMAND)
-    def lsp_workspace__execute_command(self, params: types.ExecuteCommandParams):
-        """Commands get the whole params (work-done token included) and validate their own
-        arguments, so a bad argument is -32602 for the same id."""
-        result = yield self._server.execute_command, (params,), None
-        return result
 
     # --- responses ---------------------------------------------------------------------------
 
