@@ -262,3 +262,43 @@ def test_ceiling_keeps_each_distinct_sample_with_its_votes_and_hidden_test_resul
     assert report["wrong_samples_accepted"] == "0 of 1"  # `return False` fails the docstring
     assert report["expected"]["4"]["gate_any"] == {"solved": 1.0, "wrong": 0.0, "none": 0.0}
     assert "HumanEval/0: gate accepts 1 of 2" in capsys.readouterr().out
+
+
+def test_raw_plain_fim_and_chat_arms_are_scored_with_edits_returned_and_wrong(problem, tmp_path):
+    from support.scripted_backend import ScriptedBackend
+
+    chat_answer = ("def has_close_elements(numbers: List[float], threshold: float) -> bool:\n"
+                   + problem["canonical_solution"] + "```\nThis works because ...")
+    backend = ScriptedBackend(outputs=[problem["canonical_solution"],  # plain completion
+                                       "    return False\n",  # FIM: runs, but wrong
+                                       chat_answer], kind="instruct", fim_template="qwen")
+    out = tmp_path / "he.json"
+    report = humaneval.run(None, 0, out, only=("raw_greedy", "raw_fim", "raw_chat"),
+                           numbers=(0,), backend=backend)
+    fim_call, chat_call = backend.calls[1], backend.calls[2]
+    assert fim_call.suffix == "" and fim_call.prompt == problem["prompt"]
+    # EvalPlus's instruct prompt: the problem in a code block, the answer prefilled
+    [turn] = chat_call.messages
+    assert turn["content"].startswith("Please provide a self-contained Python script")
+    assert problem["prompt"].strip() in turn["content"]
+    assert chat_call.prompt.endswith("passes corresponding tests:\n```python\n")
+    [row] = report["rows"]
+    assert (row["raw_greedy"]["passed"], row["raw_greedy"]["edit_wrong"]) == (True, False)
+    assert (row["raw_fim"]["passed"], row["raw_fim"]["edit_wrong"]) == (False, True)
+    # the answer left out `from typing import List`: the prompt's imports go first
+    assert row["raw_chat"]["passed"] and row["raw_chat"]["program"].startswith(
+        "from typing import List")
+    assert report["outcome"]["raw_fim"]["wrong_edits"] == 1
+    assert json.loads(out.read_text())["rows"] == report["rows"]
+
+
+def test_half_report_runs_only_the_odd_numbered_problems(tmp_path):
+    from support.scripted_backend import ScriptedBackend
+
+    backend = ScriptedBackend(default="    return None\n")
+    report = humaneval.run(3, 0, tmp_path / "he.json", only=("raw_greedy",), half="report",
+                           backend=backend)
+    assert [row["task_id"] for row in report["rows"]] == ["HumanEval/1", "HumanEval/3",
+                                                         "HumanEval/5"]
+    assert report["half"] == "report"
+    assert not any(row["raw_greedy"]["passed"] for row in report["rows"])

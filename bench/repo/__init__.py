@@ -1,0 +1,1 @@
+"""Real-repository "implement this" benchmark: functions of real projects blanked (see __main__)."""
