@@ -226,3 +226,12 @@ def test_a_cancelled_completion_shows_nothing(tmp_path: Path) -> None:
     result = complete_at(engine, "mod.py", line, len("    total = "), cancel=cancel)
     assert result.text == ""
     assert result.dropped == "cancelled"
+
+
+def test_multiline_suggestion_stops_where_it_repeats_the_code_below(tmp_path: Path) -> None:
+    text = "def f(items):\n    \n    return total\n"
+    backend = ScriptedBackend(outputs=["total = sum(items)\n    return total\n"])
+    engine = engine_with(tmp_path, text, backend)
+    result = complete_at(engine, "mod.py", 1, 4)
+    assert result.multiline
+    assert result.text == "total = sum(items)"

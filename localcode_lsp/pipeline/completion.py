@@ -30,7 +30,7 @@ from typing import Any
 from ..cancel import CancelToken
 from ..index.languages import language_for_path
 from ..inference.backend import Completion
-from ..inference.fim import TEMPLATES, strip_sentinels
+from ..inference.fim import TEMPLATES, strip_sentinels, suffix_stop_line
 from ..inference.stops import C_FAMILY, stop_rule_for
 from ..verify.inline import InlineVerifier
 
@@ -179,7 +179,7 @@ def complete_at(engine: Any, path_or_uri: str | Path, line: int, column: int, *,
         completion = infill(backend, prompt, suffix_window, layout=layout,
                             max_tokens=MULTI_LINE_MAX_TOKENS, stop_rule=rule, cancel=cancel)
         generated = rule.trim(completion.text) if rule is not None else completion.text
-        generated = generated.rstrip()
+        generated = cut_at_suffix(generated.rstrip(), suffix)
     else:
         completion = infill(backend, prompt, suffix_window, layout=layout,
                             max_tokens=SINGLE_LINE_MAX_TOKENS, stop=("\n",), cancel=cancel)
@@ -212,10 +212,13 @@ def complete_at(engine: Any, path_or_uri: str | Path, line: int, column: int, *,
 
 def completion_layout(backend: Any, layout: str) -> str:
     """The layout `infill` really uses with this backend: "spm" needs a FIM template and the
-    model in process (a server renders its own template); else the backend's own `fim`."""
+    model in process (a server renders its own template); else the backend's own `fim`
+    ("psm", or "none": prefix completion for a model without FIM tokens)."""
+    name = getattr(backend.info, "fim", None)
+    if not name:
+        return "none"
     if layout == "psm" or not getattr(backend, "in_process", False):
         return "psm"
-    name = getattr(backend.info, "fim", None)
     return layout if name in TEMPLATES else "psm"
 
 
@@ -224,7 +227,7 @@ def infill(backend: Any, prefix: str, suffix: str, *, layout: str = FIM_LAYOUT,
            cancel: CancelToken | None = None) -> Completion:
     """One greedy fill-in-the-middle call in `layout` (see `completion_layout`); every sentinel
     of the template stops the generation and is cut from the text."""
-    if completion_layout(backend, layout) == "psm":
+    if completion_layout(backend, layout) != "spm":
         return backend.fim(prefix, suffix, max_tokens=max_tokens, stop=stop,
                            stop_rule=stop_rule, cancel=cancel, temperature=0.0, seed=0)
     template = TEMPLATES[backend.info.fim]
@@ -237,6 +240,19 @@ def infill(backend: Any, prefix: str, suffix: str, *, layout: str = FIM_LAYOUT,
                                   stop=[*stop, *template.stop_strings()], stop_rule=stop_rule,
                                   cancel=cancel, temperature=0.0, seed=0)
     return replace(completion, text=strip_sentinels(completion.text, template.sentinels))
+
+
+def cut_at_suffix(generated: str, suffix: str) -> str:
+    """`generated` up to the line where it starts to repeat the first line after the cursor
+    (a model that filled the hole and went on writing the code that is already there)."""
+    following = suffix_stop_line(suffix)
+    if following is None:
+        return generated
+    lines = generated.split("\n")
+    for index in range(1, len(lines)):
+        if lines[index].strip() == following:
+            return "\n".join(lines[:index]).rstrip()
+    return generated
 
 
 def _why_drop(generated: str, suffix: str, finish_reason: str) -> str:
