@@ -18,8 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .logs import get_logger
+
 CONFIG_FILENAME = "localcode.toml"
 DEFAULT_SOURCE = "default"
+log = get_logger("config")
 
 
 class ConfigError(ValueError):
@@ -102,6 +105,9 @@ class VerificationConfig:
     diff_review: bool = True
     test_timeout: float = 30.0
     memory_limit_mb: int = 2048
+    # Where no sandbox works (macOS, containers without user namespaces), run the project's
+    # tests, doctests and type checker anyway, with no file, network or socket isolation.
+    allow_unisolated: bool = False
 
 
 @dataclass(frozen=True)
@@ -376,11 +382,14 @@ def load_config(
     user_file: Path | None | bool = True,
     overrides: Mapping[str, Any] | None = None,
     overrides_source: str = "initializationOptions",
+    trusted: bool = True,
 ) -> Config:
     """Load and validate the layered configuration.
 
     `user_file=True` reads the platform user file if it exists; a Path reads that file; None or
     False skips the user layer. `overrides` is the editor's initializationOptions (nested dict).
+    `trusted=False`: the project's `localcode.toml` sets only the keys of
+    `UNTRUSTED_PROJECT_KEYS` (see `untrusted_project_layer`).
     """
     values: dict[str, dict[str, Any]] = {
         name: dataclasses.asdict(cls()) for name, cls in SECTIONS.items()
@@ -389,6 +398,7 @@ def load_config(
     locators: dict[str, _LineLocator] = {}
 
     files: list[Path] = []
+    project_config: Path | None = None
     if user_file is True:
         candidate = user_config_path()
         if candidate.is_file():
@@ -399,10 +409,16 @@ def load_config(
         project_file = Path(project_root) / CONFIG_FILENAME
         if project_file.is_file():
             files.append(project_file)
+            project_config = project_file
 
     for path in files:
         data, locator = read_toml(path)
         locators[str(path)] = locator
+        if not trusted and path == project_config:
+            data, dropped = untrusted_project_layer(data)
+            for key in dropped:
+                log.warning("%s: %s ignored: the workspace is not trusted (only harmless keys "
+                            "apply)", path, key)
         _apply_layer(values, sources, data, str(path), locator)
     if overrides:
         _apply_layer(values, sources, overrides, overrides_source, None)
@@ -412,8 +428,46 @@ def load_config(
     return Config(**sections, sources=dict(sources))
 
 
+# What an untrusted project's localcode.toml may set: sizes, budgets and switches that neither
+# reach the network nor name a file or program. Everything else (the backend, URLs, model and
+# embedder paths, API key variables, allow_unisolated, and any key added later) is ignored.
+UNTRUSTED_PROJECT_KEYS: Mapping[str, frozenset[str]] = {
+    "model": frozenset({"context_length"}),
+    "generation": frozenset({"candidates", "max_retries", "temperature", "temperature_classify",
+                             "max_tokens"}),
+    "context": frozenset({"system_budget", "code_budget", "task_budget", "few_shot_examples"}),
+    "verification": frozenset({"parse_check", "lint", "type_check", "test", "diff_review",
+                               "test_timeout", "memory_limit_mb"}),
+    "index": frozenset({"update_on_save", "max_file_bytes"}),
+    "knowledge": frozenset({"enabled", "max_mb"}),
+}
+
+
+def untrusted_project_layer(layer: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """An untrusted project's config layer cut down to `UNTRUSTED_PROJECT_KEYS`.
+
+    Returns (the kept layer, the dotted keys dropped). A layer that is not a table of tables is
+    returned as is, so validation reports it as usual.
+    """
+    if not isinstance(layer, Mapping):
+        return layer, []  # type: ignore[return-value]
+    kept: dict[str, Any] = {}
+    dropped: list[str] = []
+    for section, table in layer.items():
+        allowed = UNTRUSTED_PROJECT_KEYS.get(section, frozenset())
+        if not isinstance(table, Mapping):
+            dropped.append(str(section))
+            continue
+        kept_table = {key: value for key, value in table.items() if key in allowed}
+        dropped += [f"{section}.{key}" for key in table if key not in allowed]
+        if kept_table:
+            kept[section] = kept_table
+    return kept, dropped
+
+
 def resolve_model_path(config: Config, project_root: Path | None) -> Path | None:
-    """The configured GGUF path made absolute (relative to the project root), or None = embedded."""
+    """The configured GGUF path made absolute (relative to the project root), or None = the
+    catalogue model `[model] name`."""
     if not config.model.path:
         return None
     path = Path(os.path.expanduser(config.model.path))
@@ -426,7 +480,9 @@ DEFAULT_TOML = """\
 # localcode.toml (in project root). Every key is optional; these are the defaults.
 
 [model]
-path = ""                 # GGUF file; empty = the embedded gemma-3-270m
+name = "qwen2.5-coder-1.5b-instruct"  # a catalogue model (`localcode models`)
+path = ""                 # any other GGUF file; when set it wins over name
+prompt_family = "auto"    # "auto" (from the model's kind), "base" or "instruct"
 context_length = 8192     # model's context window
 n_gpu_layers = -1         # offload all layers to GPU (-1 = all)
 

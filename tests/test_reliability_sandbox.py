@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from support.sandbox_modes import ISOLATED_MODES, require_mode
 
 from localcode_lsp.config import Config, VerificationConfig
 from localcode_lsp.data import Candidate
@@ -26,6 +27,7 @@ from localcode_lsp.verify import Gate, Sandbox, VerifyRequest
 from localcode_lsp.workspace import Workspace
 
 TARGET = "esc/ops.py"
+ALL_MODES = [*ISOLATED_MODES, "plain"]
 
 
 @pytest.fixture
@@ -43,9 +45,10 @@ def escape(copy_fixture, tmp_path, monkeypatch) -> tuple[Path, str]:
 
 def _gate(root: Path, mode: str, timeout: float) -> Gate:
     gate = Gate(Workspace(root), Config(verification=VerificationConfig(
-        diff_review=False, lint=False, test_timeout=timeout)))
-    if mode == "plain":
-        gate.sandbox = Sandbox(isolation="plain")
+        diff_review=False, lint=False, test_timeout=timeout,
+        allow_unisolated=mode == "plain")))
+    # the same protected paths as the gate's own sandbox, in the mode under test
+    gate.sandbox = Sandbox(protect=gate.sandbox._protect, isolation=mode)
     return gate
 
 
@@ -82,11 +85,10 @@ def _digest(root: Path) -> dict[str, str]:
 
 
 def _mode_or_skip(mode: str) -> None:
-    if mode == "auto" and Sandbox().mode == "plain":
-        pytest.skip("no namespace isolation on this machine (plain mode only)")
+    require_mode(mode)  # a skip here, a failure in CI
 
 
-@pytest.mark.parametrize("mode", ["auto", "plain"])
+@pytest.mark.parametrize("mode", ALL_MODES)
 def test_setsid_daemon_of_a_passing_test_is_killed(escape, mode):
     _mode_or_skip(mode)
     root, token = escape
@@ -96,7 +98,7 @@ def test_setsid_daemon_of_a_passing_test_is_killed(escape, mode):
     assert _copies() == []  # the throwaway copy is gone
 
 
-@pytest.mark.parametrize("mode", ["auto", "plain"])
+@pytest.mark.parametrize("mode", ALL_MODES)
 def test_fork_bomb_is_contained_and_killed_at_the_timeout(escape, mode):
     _mode_or_skip(mode)
     root, token = escape
@@ -112,11 +114,12 @@ def test_fork_bomb_is_contained_and_killed_at_the_timeout(escape, mode):
     assert _digest(root) == before
 
 
-def test_writes_outside_the_copy_are_refused(escape):
-    _mode_or_skip("auto")
+@pytest.mark.parametrize("mode", ISOLATED_MODES)
+def test_writes_outside_the_copy_are_refused(escape, mode):
+    _mode_or_skip(mode)
     root, token = escape
     before = _digest(root)
-    gate = _gate(root, "auto", 20.0)
+    gate = _gate(root, mode, 20.0)
     verdict, _ = _verify(gate, root, "test_writes.py")
     real_home = Path(pwd.getpwuid(os.getuid()).pw_dir)
     places = [real_home, Path("/tmp"), Path("/var/tmp"), Path("/etc"), Path("/dev/shm"),
@@ -130,8 +133,9 @@ def test_writes_outside_the_copy_are_refused(escape):
     assert _digest(root) == before
 
 
-def test_network_is_unreachable_including_the_host_loopback(escape):
-    _mode_or_skip("auto")
+@pytest.mark.parametrize("mode", ISOLATED_MODES)
+def test_network_is_unreachable_including_the_host_loopback(escape, mode):
+    _mode_or_skip(mode)
     root, _ = escape
     accepted: list[bytes] = []
     with socket.socket() as listener:
@@ -153,7 +157,7 @@ def test_network_is_unreachable_including_the_host_loopback(escape):
         thread = threading.Thread(target=accept, daemon=True)
         thread.start()
         try:
-            verdict, _ = _verify(_gate(root, "auto", 20.0), root, "test_network.py")
+            verdict, _ = _verify(_gate(root, mode, 20.0), root, "test_network.py")
         finally:
             stop.set()
             thread.join(2)
@@ -161,7 +165,7 @@ def test_network_is_unreachable_including_the_host_loopback(escape):
     assert accepted == []
 
 
-@pytest.mark.parametrize("mode", ["auto", "plain"])
+@pytest.mark.parametrize("mode", ALL_MODES)
 def test_disk_filler_stops_at_the_file_size_limit(escape, mode):
     _mode_or_skip(mode)
     root, _ = escape

@@ -154,7 +154,7 @@ def test_parse_input_hangs():
         os._exit(0)
     time.sleep(600)
 ''')
-    gate = _gate(calc, lint=False, test_timeout=3.0)
+    gate = _gate(calc, lint=False, test_timeout=3.0, allow_unisolated=isolation == "plain")
     if isolation == "plain":
         gate.sandbox = Sandbox(isolation="plain")
     request = _request(calc, test_refs=("tests/test_hang.py",))

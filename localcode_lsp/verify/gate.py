@@ -12,6 +12,9 @@ import ast
 import hashlib
 import importlib.util
 import json
+import os
+import re
+import secrets
 import shutil
 import sys
 import threading
@@ -37,7 +40,7 @@ from .doctests import mend_line_breaks
 from .examples import Example, bound_names, docstring_examples, function_parameters
 from .inverses import inverse_checks
 from .review import review, unanswered
-from .sandbox import Limits, ProcessResult, Sandbox
+from .sandbox import Limits, ProcessResult, Sandbox, private_dir, read_private, write_private
 from .testrun import (
     DOCTEST_RUNNER,
     TestOutcome,
@@ -47,7 +50,7 @@ from .testrun import (
     fail_line,
     module_name_for,
 )
-from .workcopy import scratch_dir, workspace_copy
+from .workcopy import IncompleteCopy, scratch_dir, workspace_copy
 
 log = get_logger("verify")
 
@@ -221,6 +224,14 @@ class Gate:
                 feedback.append(f"TAMPERING: candidate edits tests/config: {path}")
             else:
                 feedback.append(f"TAMPERING: candidate edits a file other than the target: {path}")
+        if (request.language or language_for_path(request.path)) == "python":
+            risky = [(name, line) for name, line in lint_mod.introduced_risky_calls(
+                request.original_text, candidate.file_text) if not _asked_for(name, request.task)]
+            if risky:
+                details["risky_calls"] = [name for name, _ in risky]
+            feedback += [f"UNSAFE: candidate calls {name.lstrip('.')} (line {line}): code under "
+                         f"test must not start or end processes, change files or open sockets "
+                         f"unless the task asks for it" for name, line in risky[:3]]
         return GateResult("safety", not feedback, feedback=feedback, details=details)
 
     def _lint_gate(self, request: VerifyRequest, candidate: Candidate, language: str,
@@ -290,6 +301,10 @@ class Gate:
         checker = self._type_checker()
         if checker is None:
             return GateResult("type", True, skipped="neither mypy nor pyright is installed")
+        unisolated = self._unisolated_refusal()  # mypy plugins are project code
+        if unisolated:
+            return GateResult("type", True, skipped=unisolated,
+                              details={"isolation": self.sandbox.mode})
         kind, argv_prefix = checker
 
         def errors(text: str) -> list[lint_mod.Diagnostic] | str:
@@ -320,7 +335,8 @@ class Gate:
             return compared
         new, _found, _original = compared
         return GateResult("type", not new, feedback=[d.type_line() for d in new][:_MAX_LINES_PER_GATE],
-                          details={"new": len(new), "checker": kind})
+                          details={"new": len(new), "checker": kind,
+                                   "isolation": self.sandbox.mode})
 
     def _test_gate(self, request: VerifyRequest, candidate: Candidate, language: str,
                    cancel: CancelToken | None) -> GateResult:
@@ -351,6 +367,10 @@ class Gate:
         if not refs and not has_doctest and not examples:
             return GateResult("test", True,
                               skipped=f"no tests found for {request.symbol or request.path}")
+        unisolated = self._unisolated_refusal()
+        if unisolated:
+            return GateResult("test", True, skipped=unisolated,
+                              details={"isolation": self.sandbox.mode})
 
         # Convention-found files hold tests of other functions too: select the symbol's own
         # tests by keyword when there are any (the run falls back to the whole file otherwise).
@@ -364,10 +384,19 @@ class Gate:
                                   examples)
         details: dict[str, Any] = {"refs": refs, "doctest": has_doctest,
                                    "examples": len(examples),
-                                   "passed": outcome.passed, "failed": outcome.failed}
+                                   "passed": outcome.passed, "failed": outcome.failed,
+                                   "isolation": self.sandbox.mode}
         if outcome.unparsed:
             details["unparsed"] = outcome.unparsed
         feedback = list(outcome.failures)
+        if outcome.no_tests and not feedback:
+            # the candidate's run collected nothing: a pass only when the original collects
+            # nothing either (a candidate must not make the tests disappear)
+            original = self._original_tests(request, refs, cancel)
+            expected = original.passed + original.failed
+            if expected:
+                feedback.append(fail_line("tests", f"no tests collected ({expected} ran on the "
+                                                   f"original code)"))
         broken: dict[str, str] = {}
         if outcome.collection_errors:
             original = self._original_tests(request, refs, cancel)
@@ -412,53 +441,83 @@ class Gate:
                    keyword: str = "", examples: Sequence[Example] = ()) -> TestOutcome:
         timeout = self.config.verification.test_timeout
         combined = TestOutcome(ran=False)
-        with workspace_copy(self.workspace, files) as root:
-            scratch = scratch_dir(root)
-            python = self._python()
-            env = self._python_env(root)
-            limits = Limits(memory_mb=self.config.verification.memory_limit_mb)
-            if refs:
-                report = scratch / "junit.xml"
+        try:
+            with workspace_copy(self.workspace, files) as root:
+                scratch = scratch_dir(root)
+                python = self._python()
+                env = self._python_env(root)
+                limits = Limits(memory_mb=self.config.verification.memory_limit_mb)
+                if refs:
+                    _merge(combined, self._run_pytest(root, scratch, python, env, limits, refs,
+                                                      keyword, timeout, cancel))
+                if docstring or examples:
+                    _merge(combined, self._run_doctest(request, root, scratch, python, env,
+                                                       limits, docstring, examples, timeout,
+                                                       cancel))
+        except IncompleteCopy as exc:  # never a verdict on a partial project
+            return TestOutcome(failures=[fail_line("tests", str(exc))], failed=1)
+        return combined
+
+    def _run_pytest(self, root: Path, scratch: Path, python: str, env: dict[str, str],
+                    limits: Limits, refs: list[str], keyword: str, timeout: float,
+                    cancel: CancelToken | None) -> TestOutcome:
+        """pytest on `refs` (by `keyword` first when one is given), its JUnit report digested.
+
+        Each run writes its report into a fresh directory, read back without following links.
+        """
+        result: ProcessResult | None = None
+        for selection in ([["-k", keyword]] if keyword and keyword.isidentifier() else []) + [[]]:
+            report_dir, report_fd = private_dir(root.parent, "report-")
+            try:
                 argv = [python, "-m", "pytest", "-q", "-rfE", "--tb=short", "-p",
-                        "no:cacheprovider", f"--junitxml={report}", *refs]
-                if keyword and keyword.isidentifier():
-                    result = self.sandbox.run([*argv, "-k", keyword], root, timeout=timeout,
-                                              env=env, limits=limits, cancel=cancel,
-                                              writable=root.parent, scratch=scratch)
-                    _raise_if_cancelled(cancel)
-                    if result.returncode == 5:  # no test matches the keyword: run the files
-                        report.unlink(missing_ok=True)
-                        keyword = ""
-                if not keyword:
-                    result = self.sandbox.run(argv, root, timeout=timeout, env=env, limits=limits,
-                                              cancel=cancel, writable=root.parent, scratch=scratch)
-                    _raise_if_cancelled(cancel)
-                _merge(combined, _pytest_outcome(result, report, timeout))
-            if docstring or examples:
-                source = scratch / "doctest_source.txt"
-                source.write_text(mend_line_breaks(docstring or ""), encoding="utf-8",
-                                  errors="surrogateescape")
-                checks = scratch / "docstring_examples.json"
-                checks.write_text(json.dumps([e.as_record() for e in examples]),
-                                  encoding="utf-8")
-                runner = scratch / "localcode_doctest.py"
-                runner.write_text(DOCTEST_RUNNER, encoding="utf-8")
-                name = request.symbol or PurePosixPath(request.path).stem
-                argv = [python, str(runner), str(root), request.path,
-                        module_name_for(request.path), name, str(source), str(checks)]
+                        "no:cacheprovider", f"--junitxml={report_dir / 'junit.xml'}", *refs,
+                        *selection]
                 result = self.sandbox.run(argv, root, timeout=timeout, env=env, limits=limits,
                                           cancel=cancel, writable=root.parent, scratch=scratch)
                 _raise_if_cancelled(cancel)
-                if result.timed_out:
-                    doctest_outcome = TestOutcome(failures=[fail_line(
-                        f"doctest {name}", f"timed out after {timeout:g}s (process tree killed)")],
-                        failed=1)
-                else:
-                    doctest_outcome = digest_doctest(result.stdout, name)
-                    if not doctest_outcome.ran:
-                        doctest_outcome.reason += f" ({_failure_reason(result)})"
-                _merge(combined, doctest_outcome)
-        return combined
+                if selection and result.returncode == 5:
+                    continue  # no test matches the keyword: run the files
+                return _pytest_outcome(result, read_private(report_fd, "junit.xml"), timeout)
+            finally:
+                os.close(report_fd)
+        raise AssertionError("unreachable: the last selection always returns")
+
+    def _run_doctest(self, request: VerifyRequest, root: Path, scratch: Path, python: str,
+                     env: dict[str, str], limits: Limits, docstring: str | None,
+                     examples: Sequence[Example], timeout: float,
+                     cancel: CancelToken | None) -> TestOutcome:
+        """The docstring's examples run by DOCTEST_RUNNER; its inputs go to a fresh directory
+        (written without following links), its result line carries a nonce given on stdin."""
+        inputs, inputs_fd = private_dir(root.parent, "doctest-")
+        try:
+            write_private(inputs_fd, "doctest_source.txt", mend_line_breaks(docstring or ""))
+            write_private(inputs_fd, "docstring_examples.json",
+                          json.dumps([e.as_record() for e in examples]))
+            write_private(inputs_fd, "localcode_doctest.py", DOCTEST_RUNNER)
+        finally:
+            os.close(inputs_fd)
+        name = request.symbol or PurePosixPath(request.path).stem
+        nonce = secrets.token_hex(16)
+        argv = [python, str(inputs / "localcode_doctest.py"), str(root), request.path,
+                module_name_for(request.path), name, str(inputs / "doctest_source.txt"),
+                str(inputs / "docstring_examples.json")]
+        result = self.sandbox.run(argv, root, timeout=timeout, env=env, limits=limits,
+                                  cancel=cancel, writable=root.parent, scratch=scratch,
+                                  stdin_text=nonce + "\n")
+        _raise_if_cancelled(cancel)
+        if result.timed_out:
+            return TestOutcome(failures=[fail_line(
+                f"doctest {name}", f"timed out after {timeout:g}s (process tree killed)")],
+                failed=1)
+        outcome = digest_doctest(result.stdout, name, nonce)
+        if outcome.undecided:
+            # the runner ended without its result (os._exit, a crash): that is no pass
+            return TestOutcome(failures=[fail_line(
+                f"doctest {name}", f"{outcome.undecided} ({_failure_reason(result)})")],
+                failed=1)
+        if not outcome.ran:
+            outcome.reason += f" ({_failure_reason(result)})"
+        return outcome
 
     def _original_tests(self, request: VerifyRequest, refs: list[str],
                         cancel: CancelToken | None) -> TestOutcome:
@@ -473,6 +532,15 @@ class Gate:
                                               refs, None, cancel, keyword)
             return cache.tests
 
+    def _unisolated_refusal(self) -> str:
+        """Why project code may not run here ("" = it may): no isolation and the user did not
+        allow running without it ([verification] allow_unisolated)."""
+        if self.sandbox.isolated or self.config.verification.allow_unisolated:
+            return ""
+        return ("not run: no sandbox works on this machine (plain mode: no file, network or "
+                "socket isolation); set [verification] allow_unisolated = true to run the "
+                "project's code without isolation")
+
     def _python(self) -> str:
         """The project's interpreter when it has pytest (its venv), else ours."""
         with self._lock:
@@ -481,7 +549,7 @@ class Gate:
         chosen: str | None = None
         for venv in (".venv", "venv", "env"):
             candidate = self.workspace.root / venv / "bin" / "python"
-            if candidate.exists():
+            if candidate.exists() and not self._unisolated_refusal():
                 probe = self.sandbox.run([str(candidate), "-c", "import pytest"],
                                          self.workspace.root, timeout=20)
                 if probe.ok:
@@ -605,21 +673,27 @@ def _changed_lines(before: str, after: str) -> int:
                if tag != "equal")
 
 
-def _pytest_outcome(result: ProcessResult, report: Path, timeout: float) -> TestOutcome:
+def _pytest_outcome(result: ProcessResult, report: str | None, timeout: float) -> TestOutcome:
+    """The digest of one pytest run. A run that cannot be judged is a failure, never a pass:
+    pytest ending without its report (a test calling `os._exit(0)`, a crash) tells nothing."""
     if result.timed_out:
         return TestOutcome(failures=[fail_line(
             "tests", f"timed out after {timeout:g}s (process tree killed)")], failed=1)
     if result.error:
         return TestOutcome(ran=False, reason=result.error)
     if result.returncode == 5:
-        return TestOutcome(ran=False, reason="no tests collected")
+        return TestOutcome(ran=False, reason="no tests collected", no_tests=True)
     outcome: TestOutcome | None = None
-    if report.is_file():
+    if report is not None:
         try:
-            outcome = digest_junit(report.read_text(encoding="utf-8", errors="replace"))
+            outcome = digest_junit(report)
         except ValueError:
             outcome = None
     if outcome is None:
+        if result.returncode in (0, 1):
+            return TestOutcome(failures=[fail_line(
+                "tests", f"pytest exited with {result.returncode} without writing its report "
+                         f"(os._exit or a crash?): the run cannot be judged")], failed=1)
         outcome = TestOutcome()
     if result.returncode not in (0, 1) and not outcome.failures and not outcome.collection_errors:
         # pytest could not start (conftest import error, bad option): a suite-level problem.
@@ -633,6 +707,7 @@ def _merge(into: TestOutcome, outcome: TestOutcome) -> None:
     into.passed += outcome.passed
     into.failed += outcome.failed
     into.unparsed += outcome.unparsed
+    into.no_tests = into.no_tests or outcome.no_tests
     if outcome.ran:
         into.ran = True
         into.reason = ""
@@ -649,6 +724,14 @@ def _failure_reason(result: ProcessResult) -> str:
     interesting = [line for line in lines if "rror" in line] or lines
     tail = interesting[-1] if interesting else "no output"
     return f"exit code {result.returncode}: {tail[:200]}"
+
+
+def _asked_for(call: str, task: str) -> bool:
+    """Whether the task names what a risky call does (`subprocess`, `os.system`, `rmtree`...),
+    so a change the user asked for is not refused for doing it."""
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", task.lower()))
+    parts = [part.lower() for part in call.strip(".").split(".") if part and part != "os"]
+    return any(part.strip("_") in words or part in words for part in parts)
 
 
 def _raise_if_cancelled(cancel: CancelToken | None) -> None:

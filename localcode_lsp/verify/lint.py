@@ -7,10 +7,12 @@ edit (difflib), or anywhere inside the same replaced region when the line itself
 
 from __future__ import annotations
 
+import ast
 import difflib
 import json
 import re
 import tomllib
+import warnings
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -192,3 +194,101 @@ def _plain_message(message: str) -> str:
     if len(text) > 1 and text[0].isupper() and text[1].islower():
         text = text[0].lower() + text[1:]
     return text
+
+
+# --- risky calls ----------------------------------------------------------------------------------
+
+# What a function under test has no business doing unasked: start processes, leave the test
+# process (`os._exit` ends pytest without its report), change files, open sockets, load C code.
+_RISKY_MODULES = frozenset({"subprocess", "pty", "ctypes", "socket", "multiprocessing",
+                            "asyncio.subprocess"})
+_RISKY_OS = frozenset({
+    "system", "popen", "fork", "forkpty", "_exit", "kill", "killpg", "remove", "unlink", "rmdir",
+    "removedirs", "rename", "renames", "replace", "chmod", "chown", "lchown", "truncate",
+    "symlink", "link", "mkdir", "makedirs", "posix_spawn", "posix_spawnp", "setsid",
+    "execl", "execle", "execlp", "execlpe", "execv", "execve", "execvp", "execvpe",
+    "spawnl", "spawnle", "spawnlp", "spawnlpe", "spawnv", "spawnve", "spawnvp", "spawnvpe",
+})
+_RISKY_SHUTIL = frozenset({"rmtree", "move", "copy", "copy2", "copyfile", "copytree", "chown"})
+# method names distinctive enough to mean a file change whatever the object (pathlib mostly)
+_RISKY_METHODS = frozenset({"write_text", "write_bytes", "unlink", "rmdir", "touch",
+                            "symlink_to", "hardlink_to", "chmod", "lchmod", "mkfifo"})
+_RISKY_BUILTINS = frozenset({"__import__"})
+
+
+def risky_calls(source: str) -> list[tuple[str, int]]:
+    """(call, line) for each call in Python `source` that spawns or ends processes, writes or
+    removes files, opens sockets or loads C code (`os.system`, `subprocess.run`, `os._exit`,
+    `open(p, "w")`, `Path.write_text`, ...). [] when the source does not parse.
+
+    A static check: names are resolved through the module's imports (`import subprocess as sp`,
+    `from os import system`), which catches what a model writes, not a determined obfuscator.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError):
+        return []
+    aliases: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                aliases[alias.asname or alias.name.split(".")[0]] = (
+                    alias.name if alias.asname else alias.name.split(".")[0])
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for alias in node.names:
+                aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    found: list[tuple[str, int]] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = _dotted(node.func, aliases)
+        if name and _is_risky(name, node):
+            found.append((name, node.lineno))
+        elif isinstance(node.func, ast.Attribute) and node.func.attr in _RISKY_METHODS:
+            found.append((f".{node.func.attr}", node.lineno))
+    return found
+
+
+def introduced_risky_calls(original: str, candidate: str) -> list[tuple[str, int]]:
+    """The risky calls of `candidate` beyond those `original` already makes (by name)."""
+    before = Counter(name for name, _ in risky_calls(original))
+    new: list[tuple[str, int]] = []
+    for name, line in risky_calls(candidate):
+        if before[name] > 0:
+            before[name] -= 1
+        else:
+            new.append((name, line))
+    return new
+
+
+def _dotted(node: ast.expr, aliases: dict[str, str]) -> str:
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return ""
+    parts.append(aliases.get(node.id, node.id))
+    return ".".join(reversed(parts))
+
+
+def _is_risky(name: str, call: ast.Call) -> bool:
+    module, _, leaf = name.rpartition(".")
+    if name in _RISKY_BUILTINS or (module == "os" and leaf in _RISKY_OS) or \
+            (module == "shutil" and leaf in _RISKY_SHUTIL) or name == "importlib.import_module":
+        return True
+    if any(name == m or name.startswith(m + ".") for m in _RISKY_MODULES):
+        return True
+    if name in ("open", "io.open", "os.open", "codecs.open"):
+        mode = call.args[1] if len(call.args) > 1 else next(
+            (k.value for k in call.keywords if k.arg in ("mode", "flags")), None)
+        if name == "os.open":
+            return True  # flags decide; any os.open of a path is low-level file access
+        if mode is None:
+            return False  # read
+        if isinstance(mode, ast.Constant) and isinstance(mode.value, str):
+            return any(flag in mode.value for flag in "wax+")
+        return True  # a computed mode may write
+    return False

@@ -33,6 +33,8 @@ class TestOutcome:
     ran: bool = True  # False: nothing was collected / runnable
     reason: str = ""  # why not `ran`, or a timeout
     unparsed: list[str] = field(default_factory=list)  # docstring examples left out, and why
+    no_tests: bool = False  # pytest collected nothing (exit code 5)
+    undecided: str = ""  # the run ended without a result it could be judged by, and why
 
 
 def fail_line(name: str, message: str) -> str:
@@ -170,6 +172,7 @@ def module_name_for(path: str) -> str:
 
 DOCTEST_RUNNER = r'''
 import ast, asyncio, doctest, importlib, importlib.util, inspect, json, math, os, re, sys, traceback
+nonce = sys.stdin.readline().strip()  # read before any project code runs
 root, rel_path, module_name, name, docstring_path = sys.argv[1:6]
 examples_path = sys.argv[6] if len(sys.argv) > 6 else ""
 with open(docstring_path, encoding="utf-8") as handle:
@@ -180,7 +183,7 @@ if examples_path:
         examples = json.load(handle)
 results = []
 def emit():
-    print("__SENTINEL__" + json.dumps(results))
+    print("__SENTINEL__" + nonce + ":" + json.dumps(results))
 for extra in (os.path.join(root, "src"), root):
     if os.path.isdir(extra):
         sys.path.insert(0, extra)
@@ -319,16 +322,26 @@ emit()
 '''.replace("__SENTINEL__", DOCTEST_SENTINEL)
 
 
-def digest_doctest(stdout: str, name: str) -> TestOutcome:
-    """Digest the doctest runner's sentinel line into TEST FAIL lines."""
+def digest_doctest(stdout: str, name: str, nonce: str = "") -> TestOutcome:
+    """Digest the doctest runner's sentinel line into TEST FAIL lines.
+
+    `nonce` is the secret the runner read on stdin: only a result line carrying it counts (code
+    under test printing a fake result line does not know it). No result line at all means the
+    run cannot be judged: `undecided` says so.
+    """
     outcome = TestOutcome()
+    prefix = f"{DOCTEST_SENTINEL}{nonce}:"
     for line in reversed(stdout.splitlines()):
-        if line.startswith(DOCTEST_SENTINEL):
-            records = json.loads(line[len(DOCTEST_SENTINEL):])
+        if line.startswith(prefix):
+            try:
+                records = json.loads(line[len(prefix):])
+            except ValueError:
+                continue
             break
     else:
         outcome.ran = False
         outcome.reason = "the doctest runner printed no result"
+        outcome.undecided = "the doctest run ended without its result"
         return outcome
     for record in records:
         if "attempted" in record:

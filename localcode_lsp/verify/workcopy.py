@@ -3,12 +3,17 @@
 The user's tree is only read: files are copied (never hard-linked, so a test writing into a file
 in place cannot reach the original inode), open documents replace their disk text, then the
 candidate's files are written. The copy is removed on exit, also on cancel or an exception.
+A file that cannot be copied fails the copy (`IncompleteCopy`): a verdict computed on a partial
+project would be a verdict about another project. Files left out on purpose (over
+`MAX_COPIED_FILE_BYTES`, sockets and other non-regular files, links out of the project) are not
+errors.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -25,6 +30,10 @@ SKIPPED_DIRS = frozenset({
 MAX_COPIED_FILE_BYTES = 50 * 1024 * 1024
 
 
+class IncompleteCopy(OSError):
+    """A project file could not be copied into the throwaway copy."""
+
+
 @contextmanager
 def workspace_copy(workspace: Workspace, files: Mapping[str, str] | None = None,
                    *, prefix: str = "localcode-verify-") -> Iterator[Path]:
@@ -33,7 +42,8 @@ def workspace_copy(workspace: Workspace, files: Mapping[str, str] | None = None,
     The copy lives in the system temp dir and contains `root/` (the project) next to a
     `scratch/` dir for HOME, TMPDIR and reports; yields the project root inside it.
     """
-    base = Path(tempfile.mkdtemp(prefix=prefix))
+    # the real path: the sandbox refuses to bind anything reached through a link
+    base = Path(os.path.realpath(tempfile.mkdtemp(prefix=prefix)))
     try:
         root = base / "root"
         _copy_tree(workspace.root, root)
@@ -66,7 +76,12 @@ def _write(root: Path, relative: str, text: str) -> None:
 def _copy_tree(source: Path, target: Path) -> None:
     source_real = os.path.realpath(source)
     target.mkdir(parents=True)
-    for directory, dirnames, filenames in os.walk(source):
+    def unreadable(error: OSError) -> None:
+        relative = os.path.relpath(error.filename or str(source), source)
+        raise IncompleteCopy(f"cannot read {relative} for the verification copy "
+                             f"({error.strerror or error}); not verifying on a partial project")
+
+    for directory, dirnames, filenames in os.walk(source, onerror=unreadable):
         rel_dir = os.path.relpath(directory, source)
         dirnames[:] = [d for d in dirnames if d not in SKIPPED_DIRS]
         out_dir = target if rel_dir == "." else target / rel_dir
@@ -83,12 +98,16 @@ def _copy_tree(source: Path, target: Path) -> None:
                 _copy_link(path, out_dir / name, source_real)
                 continue
             try:
-                if os.path.getsize(path) > MAX_COPIED_FILE_BYTES:
-                    continue
+                info = os.lstat(path)
+                if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_COPIED_FILE_BYTES:
+                    continue  # a socket, fifo or device; or too large to matter for a check
                 shutil.copyfile(path, out_dir / name)
                 shutil.copymode(path, out_dir / name)
-            except OSError:
-                continue  # unreadable file (socket, permission): the check runs without it
+            except OSError as exc:
+                relative = os.path.relpath(path, source)
+                raise IncompleteCopy(
+                    f"cannot copy {relative} into the verification copy "
+                    f"({exc.strerror or exc}); not verifying on a partial project") from exc
 
 
 def _copy_link(path: str, destination: Path, source_real: str) -> None:
