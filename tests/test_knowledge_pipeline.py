@@ -4,6 +4,9 @@ the cache on the next run, with one model call fewer."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from support.scripted_backend import ScriptedBackend
 
@@ -69,13 +72,24 @@ def test_second_run_is_fixed_from_the_cache_with_one_model_call_fewer(copy_fixtu
     assert off.status == "verified" and len(off.model_calls) == 2 and stats is None
 
 
+CUSTOMERS = ('"""Customer import."""\n\nimport json\n\nfrom shop.models import Customer\n\n\n'
+             "def load_customers(text: str) -> list[Customer]:\n"
+             '    """Customers from a JSON list of objects (json.loads)."""\n')
+CUSTOMERS_TEST = ("from shop.customers import load_customers\nfrom shop.models import Customer\n\n\n"
+                  "def test_load_customers():\n"
+                  "    text = '[{\"customer_id\": 1, \"name\": \"Ada\", \"email\": \"a@x\"}]'\n"
+                  "    assert load_customers(text) == [Customer(1, 'Ada', 'a@x')]\n")
+
+
+def with_customers(root, test_body: str = CUSTOMERS_TEST):
+    (root / "shop" / "customers.py").write_text(CUSTOMERS)
+    (root / "tests" / "test_customers.py").write_text(test_body)
+
+
 @pytest.mark.slow
 def test_prompt_gets_few_shot_and_docs_sections(copy_fixture):
     root = copy_fixture("knowledge_shop")
-    (root / "shop" / "customers.py").write_text(
-        '"""Customer import."""\n\nimport json\n\nfrom shop.models import Customer\n\n\n'
-        "def load_customers(text: str) -> list[Customer]:\n"
-        '    """Customers from a JSON list of objects (json.loads)."""\n')
+    with_customers(root)
     engine, backend = engine_for(root, ["    return [Customer(**c) for c in json.loads(text)]\n"])
     try:
         result = engine.implement(Task(path="shop/customers.py", symbol="load_customers",
@@ -89,18 +103,28 @@ def test_prompt_gets_few_shot_and_docs_sections(copy_fixture):
     assert "def loads(s, *, cls=None" in prompt
     assert "def load_catalog(text: str) -> list[Product]:" in prompt  # the similar function
     assert "test_parse" not in prompt
+    # the verified body ran the project's test of it, and passes it once applied
+    tests = next(g for g in result.verdicts[-1].gates if g.gate == "test")
+    assert tests.passed and not tests.skipped and tests.details["passed"] >= 1
+    [patch] = result.patches
+    (root / "shop" / "customers.py").write_text(patch.after)
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "tests/test_customers.py"], cwd=root, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
 
 
 @pytest.mark.model
-def test_real_model_sees_knowledge_sections(copy_fixture):
-    """The embedded model, end to end: few_shot and docs reach its prompt; the run reports the
-    store's counters whatever the model wrote."""
+def test_real_model_sees_knowledge_sections_and_never_returns_an_unverified_edit(
+        copy_fixture, model_path):
+    """The tiny embedded model, end to end: few_shot and docs reach its prompt, the store's
+    counters are reported, and with a test no body can pass the run ends with no edit (the
+    outcome does not depend on how well the model codes)."""
     root = copy_fixture("knowledge_shop")
-    (root / "shop" / "customers.py").write_text(
-        '"""Customer import."""\n\nimport json\n\nfrom shop.models import Customer\n\n\n'
-        "def load_customers(text: str) -> list[Customer]:\n"
-        '    """Customers from a JSON list of objects (json.loads)."""\n')
+    with_customers(root, CUSTOMERS_TEST.replace("[Customer(1, 'Ada', 'a@x')]",
+                                                "'the sha256 of a random file'"))
     config = load_config(root, user_file=None, overrides={
+        "model": {"path": str(model_path)},
         "generation": {"candidates": 1, "max_retries": 0, "max_tokens": 64},
         "verification": {"diff_review": False}})
     engine = Engine(root, config=config)
@@ -109,7 +133,9 @@ def test_real_model_sees_knowledge_sections(copy_fixture):
                                        intent="edit"))
     finally:
         engine.close()
-    assert result.status in ("verified", "no_candidate"), result.message
+    assert result.status == "no_candidate", result.message
+    assert result.patches == [] and (root / "shop" / "customers.py").read_text() == CUSTOMERS
+    assert result.message.startswith("No verified candidate")
     sections = {s["name"]: s["tokens"] for s in result.model_calls[0]["sections"]}
     assert sections["docs"] > 0 and sections["few_shot"] > 0
     assert result.stats["knowledge"]["session"]["docs_served"] >= 1
