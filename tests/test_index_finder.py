@@ -9,7 +9,7 @@ import pytest
 
 from localcode_lsp.config import Config
 from localcode_lsp.index import CodeIndex
-from localcode_lsp.index.symbols import function_at, parse_symbols
+from localcode_lsp.index.symbols import Symbol, function_at, parse_symbols
 from localcode_lsp.workspace import Workspace
 
 SOURCE = '''\
@@ -35,13 +35,19 @@ def helper(a, b):  # é ✓
 '''
 
 
-def _at(line: int, column: int):
-    return function_at(SOURCE, "python", line, column, "w.py")
+def _at(line: int, column: int) -> Symbol:
+    found = function_at(SOURCE, "python", line, column, "w.py")
+    assert found is not None, (line, column)
+    return found
+
+
+def _name_at(line: int, column: int) -> str | None:
+    found = function_at(SOURCE, "python", line, column, "w.py")
+    return found.qualified_name if found is not None else None
 
 
 def test_qualified_name_and_range_of_a_method() -> None:
     found = _at(10, 8)  # `return step(job)` inside Worker.run
-    assert found is not None
     assert (found.qualified_name, found.kind, found.path) == ("Worker.run", "method", "w.py")
     assert found.line_range == (7, 11)  # the def line .. one past `return step(job)`
     assert found.decorated_start_line == 6
@@ -55,10 +61,10 @@ def test_innermost_wins_and_the_decorator_belongs_to_the_method() -> None:
 
 def test_stub_end_of_line_and_module_level() -> None:
     todo = _at(14, 200)  # a column past the end clamps to the line's end: still inside
-    assert todo is not None and todo.qualified_name == "Worker.todo" and todo.is_stub
-    assert _at(4, 4) is None  # the class docstring: inside a class, not a function
-    assert _at(0, 0) is None
-    assert _at(99, 0) is None
+    assert todo.qualified_name == "Worker.todo" and todo.is_stub
+    assert _name_at(4, 4) is None  # the class docstring: inside a class, not a function
+    assert _name_at(0, 0) is None
+    assert _name_at(99, 0) is None
 
 
 def test_columns_count_code_points_not_bytes() -> None:
@@ -70,9 +76,10 @@ def test_columns_count_code_points_not_bytes() -> None:
 
 def test_typescript_functions_and_methods() -> None:
     text = "class A {\n  go(x: number) {\n    return x;\n  }\n}\nconst f = (y) => {\n  return y;\n};\n"
-    assert function_at(text, "typescript", 2, 4).qualified_name == "A.go"
-    assert function_at(text, "typescript", 6, 2).qualified_name == "f"
-    assert function_at(text, "rust", 0, 0) is None  # no symbols for that language
+    names = [getattr(function_at(text, language, line, column), "qualified_name", None)
+             for language, line, column in (("typescript", 2, 4), ("typescript", 6, 2),
+                                            ("rust", 0, 0))]
+    assert names == ["A.go", "f", None]  # no symbols for rust
 
 
 def test_index_and_text_agree(tmp_path: Path) -> None:
@@ -82,9 +89,8 @@ def test_index_and_text_agree(tmp_path: Path) -> None:
         for line in range(len(SOURCE.splitlines())):
             for column in (0, 4, 12, 40):
                 from_index = index.enclosing_function("w.py", line, column)
-                from_text = _at(line, column)
                 assert (from_index.qualified_name if from_index else None) == \
-                    (from_text.qualified_name if from_text else None), (line, column)
+                    _name_at(line, column), (line, column)
     finally:
         index.close()
 

@@ -24,8 +24,11 @@ from .prompts import PromptFamily, choose_family
 
 
 class SearchHitLike(Protocol):
-    path: str
-    symbol: str
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def symbol(self) -> str: ...
 
 
 class SymbolIndex(Protocol):
