@@ -49,7 +49,8 @@ class Engine:
         in this process, so the model keeps its cores."""
         self.workspace = Workspace(root, trusted=trusted)
         self._config = config if config is not None else load_config(self.workspace.root,
-                                                                     overrides=overrides)
+                                                                     overrides=overrides,
+                                                                     trusted=trusted)
         self._backend = backend
         # A backend handed in (tests, benchmarks) stays across reconfigure; one the engine
         # created from [model] is dropped when [model] changes.

@@ -78,3 +78,17 @@ def test_untrusted_filter_keeps_only_listed_keys_and_names_the_dropped_ones():
     for section, keys in UNTRUSTED_PROJECT_KEYS.items():
         assert not {"backend", "url", "path", "embedding_model", "api_key_env", "model",
                     "allow_unisolated", "name"} & keys, section
+
+
+def test_an_untrusted_engine_reads_the_project_config_filtered(hostile, monkeypatch, tmp_path):
+    from localcode_lsp.engine import Engine
+
+    monkeypatch.setenv("LOCALCODE_CONFIG_HOME", str(tmp_path / "no-user-config"))
+    engine = Engine(hostile, trusted=False)
+    try:
+        assert engine.config.model.backend == "llama.cpp"
+        assert engine.config.model.url == ""
+        assert engine.config.verification.allow_unisolated is False
+        assert engine.config.generation.candidates == 2
+    finally:
+        engine.close()
