@@ -147,7 +147,10 @@ def test_explain_and_instruction_through_the_command(tmp_path: Path) -> None:
     assert explained["implement_result"] == {"kind": "explanation", "title": "calc.py line 5",
                                              "markdown": "stub explanation at line 4"}
     assert explained["changed"] is False
-    assert any("stub explanation at line 4" in n["msg"] for n in explained["notifications"])
+    # the markdown opened in a scratch buffer (checked in the lazy-install test), not a popup
+    assert any("explain done: calc.py line 5 (opened beside)" in n["msg"]
+               for n in explained["notifications"])
+    assert not any("stub explanation at line 4" in n["msg"] for n in explained["notifications"])
     instructed = drive(tmp_path, stub, inline=False, timeout_s=20, name="instruction",
                        LC_ACTION="implement", LC_INSTRUCTION="keep it short")
     assert instructed["instruction"] == "keep it short"
@@ -200,3 +203,45 @@ def test_implement_with_real_server_and_model(tmp_path: Path, isolated_home: Pat
     # :checkhealth localcode reached the real server's doctor report
     assert "localcode.health answered" in result["health"]
     assert "model:" in result["health"]
+
+
+def test_lazy_style_install_keys_tab_fallback_cancel_and_help(tmp_path: Path) -> None:
+    """The plugin as lazy.nvim loads it (rtp + plugin/ sourced + setup(opts)): every <Plug> map
+    exists, no <Tab> is mapped by localcode, the user's own <Tab> keeps working and map_tab()
+    falls back to it; partial accepts; ghost text and the completion menu in separate request
+    slots; :LspLocalcode cancel; explain in a scratch markdown buffer; :help localcode."""
+    project = tmp_path / "project"
+    shutil.copytree(FIXTURE / "project", project)
+    help_copy = tmp_path / "plugin-copy"
+    shutil.copytree(PLUGIN, help_copy)
+    result_file = tmp_path / "keys.json"
+    completed = run_nvim(FIXTURE / "keys.lua", {
+        "LC_CMD": json.dumps([sys.executable, str(STUB_SERVER)]),
+        "LC_ROOT": str(project), "LC_FILE": str(project / "pkg" / "calc.py"),
+        "LC_RESULT": str(result_file), "LC_HELP_DIR": str(help_copy),
+    }, tmp_path, timeout=120)
+    assert result_file.is_file(), completed.stdout + completed.stderr
+    result = json.loads(result_file.read_text())
+    assert result["errors"] == [], result["errors"]
+    assert all(result["plug_maps"].values()) and len(result["plug_maps"]) == 8, result["plug_maps"]
+    # localcode mapped no <Tab>: the user's is still there after the client attached
+    assert result["tab_after_attach"] == "the user's tab" and result["buffer_tab"] == 0
+    assert result["user_tab_before"] == "USERTAB"
+    assert result["user_tab_after"] == "USERTAB"  # map_tab() falls back to it
+    assert result["visible_before_tab"] is True
+    assert result["tab_accepted_line"] == "    return a * b"
+    assert result["word"] == "    return" and result["ghost_after_word"] is True
+    assert result["line"] == "    return a * b"
+    assert result["cycle_single"] is False
+    assert result["inline_answer"] == {"items": 1}  # not cancelled by the completion request
+    assert result["completion_answer"]["items"] == 1 and "err" not in result["completion_answer"]
+    assert result["cancel_error_code"] == -32800  # RequestCancelled, from the server
+    assert result["unchanged_after_cancel"] is True
+    assert any("cancelled 1 request" in n for n in result["notifications"])
+    assert any("implement cancelled; nothing was changed" in n for n in result["notifications"])
+    explanation = result["explanation"]
+    assert explanation["lines"] == ["# calc.py line 5", "", "stub explanation at line 4"]
+    assert explanation["filetype"] == "markdown" and explanation["buftype"] == "nofile"
+    assert explanation["shown"] is True and explanation["cursor_in_code"] is True
+    assert all(result["help"].values()), result["help"]
+    assert not (PLUGIN / "doc" / "tags").exists()  # helptags ran on the copy only

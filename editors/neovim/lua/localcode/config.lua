@@ -13,13 +13,16 @@ M.defaults = {
   -- { generation = { candidates = 3 }, model = { path = "~/models/qwen2.5-coder-3b.gguf" } }.
   settings = {},
   -- Trust: a project with a localcode.toml runs its tests only after you trust that file
-  -- (:trust, vim.secure.read). Projects without one follow `trust_without_config`.
-  trust_without_config = true,
+  -- (:trust, vim.secure.read). Projects without one follow `trust_without_config`: by default
+  -- they are not trusted (the server starts with --untrusted: parse-only verification).
+  trust_without_config = false,
   inline = {
     enabled = true,
     debounce_ms = 150,
-    accept_key = "<Tab>", -- mapped in insert mode to <Plug>(localcode-accept); false = no mapping
-    dismiss_key = "<C-]>",
+    -- No keys are mapped unless you name them, e.g. { accept = "<M-l>", dismiss = "<C-]>" }
+    -- (actions: accept, accept_word, accept_line, next, prev, dismiss, toggle, trigger). For
+    -- <Tab>, use require("localcode").map_tab(): it falls back to your own <Tab> mapping.
+    keys = {},
     hl_group = "Comment",
   },
   progress = true, -- echo $/progress stage lines
@@ -29,8 +32,28 @@ M.defaults = {
 ---@type localcode.Options
 M.options = vim.deepcopy(M.defaults)
 
+--- The <Plug> name of each inline action (inline.keys uses these action names).
+M.PLUG = {
+  accept = "<Plug>(localcode-accept)",
+  accept_word = "<Plug>(localcode-accept-word)",
+  accept_line = "<Plug>(localcode-accept-line)",
+  next = "<Plug>(localcode-next)",
+  prev = "<Plug>(localcode-prev)",
+  dismiss = "<Plug>(localcode-dismiss)",
+  toggle = "<Plug>(localcode-toggle)",
+  trigger = "<Plug>(localcode-trigger)",
+}
+
 function M.set(opts)
-  M.options = vim.tbl_deep_extend("force", vim.deepcopy(M.defaults), opts or {})
+  opts = vim.deepcopy(opts or {})
+  local inline = opts.inline or {}
+  -- the old accept_key / dismiss_key options still work: they become inline.keys
+  if inline.accept_key or inline.dismiss_key then
+    inline.keys = vim.tbl_extend("keep", inline.keys or {},
+      { accept = inline.accept_key or nil, dismiss = inline.dismiss_key or nil })
+    inline.accept_key, inline.dismiss_key = nil, nil
+  end
+  M.options = vim.tbl_deep_extend("force", vim.deepcopy(M.defaults), opts)
   return M.options
 end
 
@@ -85,7 +108,7 @@ function M.project_trusted(root, options)
   options = options or M.options
   local file = root .. "/localcode.toml"
   if vim.fn.filereadable(file) == 0 then
-    return options.trust_without_config ~= false
+    return options.trust_without_config == true
   end
   if not (vim.secure and vim.secure.read) then
     return false -- Neovim < 0.9 has no trust database: never run project code

@@ -31,7 +31,8 @@ local function check_server_command()
     ok("server command: " .. table.concat(cmd, " ") .. " (" .. vim.fn.exepath(exe) .. ")")
   else
     error("server executable not found: " .. exe, {
-      "pip install localcode-lsp (it provides the `localcode` command)",
+      "from a localcode checkout: `make demo` (a .venv with the server), or "
+        .. "`pipx install '.[qwen-1.5b]'` / `uv tool install '.[qwen-1.5b]'` (puts `localcode` on PATH)",
       "or set require('localcode').setup({ cmd = { '/path/to/localcode', 'serve' } })",
       "or setup({ python = '/path/to/venv/bin/python' })",
     })
@@ -67,7 +68,7 @@ local function check_trust()
     end
   else
     info("no localcode.toml in " .. root .. " (defaults; trusted = "
-      .. tostring(config.options.trust_without_config ~= false) .. ")")
+      .. tostring(config.options.trust_without_config == true) .. ")")
   end
 end
 

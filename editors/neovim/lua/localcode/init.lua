@@ -9,10 +9,11 @@ local util = require("localcode.util")
 
 local M = {}
 
-M.ACTIONS = { "implement", "fix", "explain", "health" }
+M.ACTIONS = { "implement", "fix", "explain", "health", "cancel" }
 
 local augroup = vim.api.nvim_create_augroup("localcode", { clear = true })
-local state = { progress = {}, last_message = "" }
+-- running: the workspace/executeCommand requests in flight, by request id ({client, bufnr, action})
+local state = { progress = {}, last_message = "", running = {} }
 
 --- The attached localcode client of a buffer (or nil).
 function M.get_client(bufnr)
@@ -53,6 +54,52 @@ local function show_text(title, text)
   vim.keymap.set("n", "q", "<cmd>close<cr>", { buffer = buf, nowait = true })
 end
 
+--- Open `markdown` in a scratch buffer (a split beside, nothing on disk); the cursor stays put.
+local function show_document(title, markdown)
+  local previous = vim.api.nvim_get_current_win()
+  vim.cmd("rightbelow vnew")
+  local buf = vim.api.nvim_get_current_buf()
+  vim.bo[buf].buftype = "nofile"
+  vim.bo[buf].bufhidden = "wipe"
+  vim.bo[buf].swapfile = false
+  pcall(vim.api.nvim_buf_set_name, buf, "localcode://" .. title)
+  vim.api.nvim_buf_set_lines(buf, 0, -1, false, vim.split(markdown, "\n", { plain = true }))
+  vim.bo[buf].modifiable = false
+  vim.bo[buf].filetype = "markdown"
+  vim.keymap.set("n", "q", "<cmd>close<cr>", { buffer = buf, nowait = true })
+  if vim.api.nvim_win_is_valid(previous) then
+    vim.api.nvim_set_current_win(previous)
+  end
+  return buf
+end
+
+--- `{kind = "explanation", title, markdown}` (the server's explain answer) or nil.
+local function explanation(result)
+  if type(result) == "table" and result.kind == "explanation" and type(result.markdown) == "string" then
+    return result
+  end
+  return nil
+end
+
+--- Cancel the localcode requests running for a buffer's client: implement/fix/explain and the
+--- pending ghost-text and completion requests. Returns how many were cancelled.
+function M.cancel(bufnr)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  local client = M.get_client(bufnr)
+  local count = 0
+  for id, running in pairs(state.running) do
+    if not client or running.client.id == client.id then
+      util.cancel(running.client, id)
+      state.running[id] = nil
+      count = count + 1
+      running.finish({ code = -32800, message = "cancelled" }, nil)
+    end
+  end
+  count = count + require("localcode.inline").cancel(bufnr)
+  show("localcode: cancelled " .. count .. " request" .. (count == 1 and "" or "s"))
+  return count
+end
+
 --- Text of a command result: a string, or a table with message/text/explanation fields.
 local function result_text(result)
   if result == nil or result == vim.NIL then
@@ -62,7 +109,7 @@ local function result_text(result)
     return result
   end
   if type(result) == "table" then
-    for _, key in ipairs({ "explanation", "text", "message", "summary" }) do
+    for _, key in ipairs({ "markdown", "explanation", "text", "message", "summary" }) do
       if type(result[key]) == "string" and result[key] ~= "" then
         return result[key]
       end
@@ -84,6 +131,9 @@ function M.run(action, instruction, opts)
     return
   end
   local bufnr = opts.bufnr or vim.api.nvim_get_current_buf()
+  if action == "cancel" then
+    return M.cancel(bufnr)
+  end
   local client = M.get_client(bufnr)
   if not client then
     show("localcode: no localcode server attached to this buffer", vim.log.levels.ERROR)
@@ -102,9 +152,26 @@ function M.run(action, instruction, opts)
   if action ~= "health" then
     show("localcode: " .. action .. " running…")
   end
-  util.execute_command(client, command, bufnr, function(err, result)
-    if err then
+  local request_id
+  local finished = false
+  -- Neovim drops the server's RequestCancelled reply, so a cancel finishes the request here
+  local function finish(err, result)
+    if finished then
+      return
+    end
+    finished = true
+    if request_id then
+      state.running[request_id] = nil
+    end
+    local document = explanation(result)
+    if err and err.code == -32800 then -- RequestCancelled: :LspLocalcode cancel
+      show("localcode: " .. action .. " cancelled; nothing was changed")
+    elseif err then
       show("localcode: " .. action .. " failed: " .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)
+    elseif document then
+      show_document(document.title or "explanation", (document.title and ("# " .. document.title .. "\n\n") or "")
+        .. document.markdown)
+      show("localcode: " .. action .. " done: " .. (document.title or "explanation") .. " (opened beside)")
     elseif action == "explain" or action == "health" then
       show_text("localcode " .. action, result_text(result) or "(no answer)")
     else
@@ -114,7 +181,18 @@ function M.run(action, instruction, opts)
     if opts.on_done then
       opts.on_done(err, result)
     end
-  end)
+  end
+  request_id = util.execute_command(client, command, bufnr, finish)
+  if request_id and not finished then
+    state.running[request_id] = { client = client, bufnr = bufnr, action = action, finish = finish }
+  end
+  return request_id
+end
+
+--- Map <Tab> (or `lhs`) in insert mode to accept the ghost text when one shows, and otherwise
+--- to whatever it did before (your cmp or snippet mapping, or a plain <Tab>).
+function M.map_tab(lhs)
+  return require("localcode.inline").map_accept_or_fallback(lhs or "<Tab>")
 end
 
 local function command_complete(arglead, cmdline)
@@ -142,7 +220,7 @@ local function define_command(bufnr)
   end, {
     nargs = "*",
     complete = command_complete,
-    desc = "localcode: implement|fix|explain|health at the cursor [instruction]",
+    desc = "localcode: implement|fix|explain|health|cancel at the cursor [instruction]",
   })
 end
 

@@ -10,8 +10,21 @@ local uv = vim.uv or vim.loop
 local ns = vim.api.nvim_create_namespace("localcode_inline")
 M.namespace = ns
 
----@type table<integer, {client: table, timer: userdata?, request_id: integer?, item: table?, row: integer?, col: integer?, tick: integer?}>
+-- Per buffer: the client, the debounce timer, the pending request of each kind (ghost text and
+-- the completion menu never cancel each other), and the suggestions shown: `items`, the one
+-- drawn (`index`), and where (`row`, `col`).
+---@type table<integer, {client: table, timer: userdata?, pending: table<string, integer>, items: table[]?, index: integer?, item: table?, row: integer?, col: integer?}>
 local buffers = {}
+
+--- Ghost text on or off for this session (`<Plug>(localcode-toggle)`); starts as the option.
+M.enabled = nil
+
+local function enabled()
+  if M.enabled == nil then
+    return config.options.inline.enabled ~= false
+  end
+  return M.enabled
+end
 
 local function native()
   return vim.lsp.inline_completion ~= nil and vim.lsp.inline_completion.enable ~= nil
@@ -63,6 +76,8 @@ function M.clear(bufnr)
   local st = buffers[bufnr]
   if st then
     st.item = nil
+    st.items = nil
+    st.index = nil
   end
   if vim.api.nvim_buf_is_valid(bufnr) then
     vim.api.nvim_buf_clear_namespace(bufnr, ns, 0, -1)
@@ -104,7 +119,53 @@ local function draw(bufnr, st, item)
   return true
 end
 
---- Ask the server for inline completions at the cursor now (cancels a pending request).
+--- Cancel this buffer's pending request of one kind ("inline", "completion"), or of every kind.
+function M.cancel(bufnr, kind)
+  local st = buffers[bufnr or vim.api.nvim_get_current_buf()]
+  if not st then
+    return 0
+  end
+  local count = 0
+  for name, id in pairs(st.pending) do
+    if kind == nil or kind == name then
+      util.cancel(st.client, id)
+      st.pending[name] = nil
+      count = count + 1
+    end
+  end
+  return count
+end
+
+--- Send a request in this buffer's slot for `kind`: a newer request of the same kind cancels
+--- the older one; other kinds are left alone.
+function M.slot_request(bufnr, kind, method, params, handler)
+  local st = buffers[bufnr]
+  M.cancel(bufnr, kind)
+  local request_id
+  local _, id = util.request(st.client, method, params, function(err, result, ctx)
+    if st.pending[kind] == request_id then
+      st.pending[kind] = nil
+    end
+    handler(err, result, ctx)
+  end, bufnr)
+  request_id = id
+  st.pending[kind] = id
+  return id
+end
+
+--- The completion menu through the same slots (`kind` "completion"): asking for it never
+--- cancels the ghost text's request. `on_result(err, result)`.
+function M.request_completion(bufnr, on_result)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  local st = buffers[bufnr]
+  if not st or util.is_stopped(st.client) then
+    return
+  end
+  local params = util.position_params(bufnr, st.client)
+  return M.slot_request(bufnr, "completion", "textDocument/completion", params, on_result)
+end
+
+--- Ask the server for inline completions at the cursor now (cancels a pending one).
 --- `on_result(items)` is called with the items the server returned (tests use it).
 function M.request(bufnr, trigger_kind, on_result)
   bufnr = bufnr or vim.api.nvim_get_current_buf()
@@ -113,19 +174,11 @@ function M.request(bufnr, trigger_kind, on_result)
     return
   end
   local client = st.client
-  if st.request_id then
-    util.cancel(client, st.request_id)
-    st.request_id = nil
-  end
   local params = util.position_params(bufnr, client)
   params.context = { triggerKind = trigger_kind or 2 } -- 1 = Invoked, 2 = Automatic
   local cursor = vim.api.nvim_win_get_cursor(0)
   local tick = vim.api.nvim_buf_get_changedtick(bufnr)
-  local request_id
-  local _, id = util.request(client, "textDocument/inlineCompletion", params, function(err, result)
-    if st.request_id == request_id then
-      st.request_id = nil
-    end
+  return M.slot_request(bufnr, "inline", "textDocument/inlineCompletion", params, function(err, result)
     local items = {}
     if not err and type(result) == "table" then
       items = result.items or result
@@ -135,8 +188,9 @@ function M.request(bufnr, trigger_kind, on_result)
       or now[1] ~= cursor[1] or now[2] ~= cursor[2]
     if not stale and items[1] then
       st.row, st.col = cursor[1] - 1, cursor[2]
-      for _, item in ipairs(items) do
+      for index, item in ipairs(items) do
         if draw(bufnr, st, item) then
+          st.items, st.index = items, index
           break
         end
       end
@@ -144,10 +198,45 @@ function M.request(bufnr, trigger_kind, on_result)
     if on_result then
       on_result(items, err, stale)
     end
-  end, bufnr)
-  request_id = id
-  st.request_id = id
-  return id
+  end)
+end
+
+--- Show the next (step 1) or previous (step -1) suggestion of the last answer.
+function M.cycle(bufnr, step)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  local st = buffers[bufnr]
+  if not st or not st.items or #st.items < 2 then
+    return false
+  end
+  local count = #st.items
+  for offset = 1, count - 1 do
+    local index = (st.index - 1 + offset * step) % count + 1
+    local items = st.items
+    if draw(bufnr, st, items[index]) then
+      st.items, st.index = items, index
+      return true
+    end
+  end
+  return false
+end
+
+--- Ask for a suggestion now (`<Plug>(localcode-trigger)`), even with ghost text turned off.
+function M.trigger(bufnr)
+  return M.request(bufnr or vim.api.nvim_get_current_buf(), 1)
+end
+
+--- Turn ghost text on or off for this session; returns the new state.
+function M.toggle()
+  M.enabled = not enabled()
+  if not M.enabled then
+    for bufnr in pairs(buffers) do
+      M.cancel(bufnr, "inline")
+      M.clear(bufnr)
+    end
+  end
+  vim.notify("localcode: ghost text " .. (M.enabled and "on" or "off"), vim.log.levels.INFO,
+    { title = "localcode" })
+  return M.enabled
 end
 
 local function schedule(bufnr)
@@ -156,6 +245,9 @@ local function schedule(bufnr)
     return
   end
   M.clear(bufnr)
+  if not enabled() then
+    return
+  end
   if not st.timer then
     st.timer = uv.new_timer()
   end
@@ -176,10 +268,6 @@ function M.accept(bufnr)
   local st = buffers[bufnr]
   local item = st and st.item
   if not item then
-    local key = config.options.inline.accept_key
-    if key then -- nothing to accept: behave like the key would
-      vim.api.nvim_feedkeys(vim.api.nvim_replace_termcodes(key, true, false, true), "n", false)
-    end
     return false
   end
   local encoding = util.encoding(st.client)
@@ -210,6 +298,47 @@ function M.accept(bufnr)
   return true
 end
 
+--- Insert only the start of the visible suggestion: its next word (`what` = "word") or the rest
+--- of its first line ("line"); the remainder stays as ghost text. Returns true when inserted.
+function M.accept_part(what, bufnr)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  local st = buffers[bufnr]
+  local item = st and st.item
+  if not item then
+    return false
+  end
+  local line = vim.api.nvim_buf_get_lines(bufnr, st.row, st.row + 1, false)[1] or ""
+  local ghost = M.ghost_text(item, line, st.col, util.encoding(st.client))
+  if not ghost then
+    return false
+  end
+  local part
+  if what == "word" then
+    part = ghost:match("^%s*[%w_]+") or ghost:match("^%s*[^%w_%s]+") or ghost:match("^%s+")
+  else
+    part = ghost:match("^[^\n]+") or ghost:match("^\n[^\n]*")
+  end
+  if not part or part == "" then
+    return false
+  end
+  if part == ghost then
+    return M.accept(bufnr)
+  end
+  local lines = vim.split(part, "\n", { plain = true })
+  vim.api.nvim_buf_set_text(bufnr, st.row, st.col, st.row, st.col, lines)
+  local row = st.row + #lines - 1
+  local col = #lines == 1 and (st.col + #part) or #lines[#lines]
+  vim.api.nvim_win_set_cursor(0, { row + 1, col })
+  -- the rest as a suggestion at the new cursor (no range: it continues right there)
+  local rest = { insertText = ghost:sub(#part + 1), command = item.command }
+  local items, index = st.items, st.index
+  st.row, st.col = row, col
+  if draw(bufnr, st, rest) then
+    st.items, st.index = items, index
+  end
+  return true
+end
+
 function M.dismiss(bufnr)
   bufnr = bufnr or vim.api.nvim_get_current_buf()
   if native() then
@@ -234,7 +363,7 @@ function M.attach(client, bufnr)
   if native() then
     vim.lsp.inline_completion.enable(true, { bufnr = bufnr })
   elseif caps.inlineCompletionProvider and not buffers[bufnr] then
-    buffers[bufnr] = { client = client }
+    buffers[bufnr] = { client = client, pending = {} }
     local group = vim.api.nvim_create_augroup("localcode_inline_" .. bufnr, { clear = true })
     vim.api.nvim_create_autocmd("TextChangedI", {
       group = group, buffer = bufnr, callback = function() schedule(bufnr) end,
@@ -252,11 +381,7 @@ function M.attach(client, bufnr)
     vim.api.nvim_create_autocmd({ "InsertLeave", "BufLeave" }, {
       group = group, buffer = bufnr,
       callback = function()
-        local st = buffers[bufnr]
-        if st and st.request_id then
-          util.cancel(st.client, st.request_id)
-          st.request_id = nil
-        end
+        M.cancel(bufnr, "inline")
         M.clear(bufnr)
       end,
     })
@@ -270,15 +395,53 @@ function M.attach(client, bufnr)
       end,
     })
   end
-  local inline = config.options.inline
-  if inline.accept_key then
-    vim.keymap.set("i", inline.accept_key, "<Plug>(localcode-accept)",
-      { buffer = bufnr, desc = "localcode: accept suggestion" })
+  -- keys only when the user asked for them (setup({ inline = { keys = {...} } })); the
+  -- <Plug> maps are always there (plugin/localcode.lua)
+  local keys = config.options.inline.keys or {}
+  for action, lhs in pairs(keys) do
+    if lhs and lhs ~= "" then
+      vim.keymap.set("i", lhs, "<Plug>(localcode-" .. action .. ")",
+        { buffer = bufnr, desc = "localcode: " .. action })
+    end
   end
-  if inline.dismiss_key then
-    vim.keymap.set("i", inline.dismiss_key, "<Plug>(localcode-dismiss)",
-      { buffer = bufnr, desc = "localcode: dismiss suggestion" })
+end
+
+--- Map `lhs` (default "<Tab>") in insert mode to accept the ghost text when one is visible and
+--- otherwise do what `lhs` did before: the user's own mapping (cmp, snippets) or the key itself.
+function M.map_accept_or_fallback(lhs)
+  lhs = lhs or "<Tab>"
+  local previous = vim.fn.maparg(lhs, "i", false, true)
+  if type(previous) ~= "table" or vim.tbl_isempty(previous) or previous.buffer == 1 then
+    previous = nil
   end
+  local function fallback()
+    if not previous then
+      vim.api.nvim_feedkeys(vim.api.nvim_replace_termcodes(lhs, true, false, true), "n", false)
+      return
+    end
+    local mode = previous.noremap == 1 and "n" or "m"
+    local keys
+    if previous.callback then
+      local value = previous.callback()
+      if previous.expr ~= 1 then
+        return
+      end
+      keys = value
+    else
+      keys = previous.expr == 1 and vim.api.nvim_eval(previous.rhs) or previous.rhs
+    end
+    if type(keys) == "string" and keys ~= "" then
+      vim.api.nvim_feedkeys(vim.api.nvim_replace_termcodes(keys, true, false, true), mode, false)
+    end
+  end
+  vim.keymap.set("i", lhs, function()
+    if M.visible() then
+      M.accept()
+    else
+      fallback()
+    end
+  end, { desc = "localcode: accept the suggestion, else " .. (previous and (previous.desc or previous.rhs or "the previous mapping") or lhs) })
+  return previous
 end
 
 M._buffers = buffers

@@ -58,7 +58,8 @@ function M.cancel(client, id)
   return client.cancel_request(id)
 end
 
---- workspace/executeCommand through the client (client:exec_cmd where it exists).
+--- workspace/executeCommand through the client. Returns the request id (for a cancel), or nil
+--- when the server does not offer the command (the handler then gets an error).
 function M.execute_command(client, command, bufnr, handler)
   local wrapped = function(err, result)
     handler(err, result)
@@ -67,13 +68,11 @@ function M.execute_command(client, command, bufnr, handler)
   local advertised = type(provider) == "table" and provider.commands or {}
   if not vim.tbl_contains(advertised, command.command) then
     handler({ code = -32601, message = "the server does not offer " .. command.command }, nil)
-    return
+    return nil
   end
-  if has_011 and client.exec_cmd then
-    return client:exec_cmd(command, { bufnr = bufnr }, wrapped)
-  end
-  return M.request(client, "workspace/executeCommand",
+  local ok, id = M.request(client, "workspace/executeCommand",
     { command = command.command, arguments = command.arguments }, wrapped, bufnr)
+  return ok and id or nil
 end
 
 return M
