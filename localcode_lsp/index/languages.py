@@ -11,7 +11,10 @@ from __future__ import annotations
 import threading
 from fnmatch import fnmatch
 from pathlib import PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # types only: tree_sitter loads on first parse
+    from tree_sitter import Language, Parser, Tree
 
 # File extension -> language name in tree-sitter-language-pack.
 EXTENSIONS: dict[str, str] = {
@@ -101,10 +104,10 @@ class ParserCache:
 
     def __init__(self) -> None:
         self._local = threading.local()
-        self._languages: dict[str, Any] = {}
+        self._languages: dict[str, Language] = {}
         self._lock = threading.Lock()
 
-    def parser(self, language: str) -> Any:
+    def parser(self, language: str) -> Parser:
         """A tree-sitter Parser for `language` (ValueError when the pack has no such grammar)."""
         parsers = getattr(self._local, "parsers", None)
         if parsers is None:
@@ -120,7 +123,7 @@ class ParserCache:
             parsers[language] = parser
         return parser
 
-    def language(self, language: str) -> Any:
+    def language(self, language: str) -> Language:
         """The tree-sitter Language object (for queries)."""
         with self._lock:
             found = self._languages.get(language)
@@ -130,7 +133,7 @@ class ParserCache:
                 found = self._languages[language] = get_language(language)  # type: ignore[arg-type]
             return found
 
-    def parse(self, language: str, source: bytes, old_tree: Any = None) -> Any:
+    def parse(self, language: str, source: bytes, old_tree: Tree | None = None) -> Tree:
         """Parse `source` (incrementally when `old_tree` was edited to match it)."""
         parser = self.parser(language)
         return parser.parse(source, old_tree) if old_tree is not None else parser.parse(source)

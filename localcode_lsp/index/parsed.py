@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .languages import ParserCache
 from .symbols import (
@@ -17,6 +17,9 @@ from .symbols import (
     derive_facts,
     derive_symbols,
 )
+
+if TYPE_CHECKING:  # types only: tree_sitter loads on first parse
+    from tree_sitter import Node
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ class ParsedFile:
         return bool(self.tree.root_node.has_error)
 
     def _derive(self, spans: list[tuple[int, int]] | None,
-                captured: list[Any] | None = None) -> dict[tuple[int, int], list[Symbol]]:
+                captured: list[Node] | None = None) -> dict[tuple[int, int], list[Symbol]]:
         groups: dict[tuple[int, int], list[Symbol]] = {}
         for span, symbol in derive_symbols(self.tree, self.source, self.language, self.path,
                                            self._queries, spans, captured):
@@ -187,7 +190,7 @@ class ParsedFile:
         self._facts = None
         self.incremental_updates += 1
 
-    def _inner_span(self, top: Any, changed: list[tuple[int, int]]) -> tuple[int, int] | None:
+    def _inner_span(self, top: Node, changed: list[tuple[int, int]]) -> tuple[int, int] | None:
         """The innermost statement that holds every change, descending through Python class and
         function bodies and through ERROR nodes (an unclosed bracket can turn the rest of the
         file into one), or None."""
@@ -267,8 +270,8 @@ def _names_still_hold(group: list[Symbol], kept: set[int]) -> bool:
     return True
 
 
-def _definition_of(node: Any) -> Any:
+def _definition_of(node: Node) -> Node | None:
     """The class or function definition that `node` is (through a decorator), or None."""
-    if node.type == "decorated_definition":
-        node = node.child_by_field_name("definition")
-    return node if node is not None and node.type in _DEFINITION_TYPES else None
+    found = node.child_by_field_name("definition") if node.type == "decorated_definition" \
+        else node
+    return found if found is not None and found.type in _DEFINITION_TYPES else None

@@ -11,9 +11,12 @@ import inspect
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .languages import ParserCache
+
+if TYPE_CHECKING:  # types only: tree_sitter loads on first parse
+    from tree_sitter import Node, Query, Tree
 
 FUNCTION, METHOD, CLASS = "function", "method", "class"
 DOCSTRING_MEMO_SIZE = 20_000
@@ -157,12 +160,12 @@ class Queries:
 
     def __init__(self, parsers: ParserCache) -> None:
         self._parsers = parsers
-        self._compiled: dict[tuple[str, str], Any] = {}
+        self._compiled: dict[tuple[str, str], Query] = {}
         # docstring literal -> cleaned text: a keystroke re-derives the definitions around it,
         # whose docstrings did not change (cleandoc was a sixth of a didChange)
         self.docstrings: dict[bytes, str] = {}
 
-    def get(self, kind: str, language: str) -> Any:
+    def get(self, kind: str, language: str) -> Query:
         key = (kind, language)
         query = self._compiled.get(key)
         if query is None:
@@ -175,15 +178,15 @@ class Queries:
             query = self._compiled[key] = Query(self._parsers.language(language), source)
         return query
 
-    def captures(self, kind: str, language: str, node: Any, start: int | None = None,
-                 end: int | None = None) -> list[Any]:
+    def captures(self, kind: str, language: str, node: Node, start: int | None = None,
+                 end: int | None = None) -> list[Node]:
         found = self.captures_by_name(kind, language, node, start, end)
-        nodes: list[Any] = [n for nodes in found.values() for n in nodes]
+        nodes: list[Node] = [n for nodes in found.values() for n in nodes]
         nodes.sort(key=lambda n: (n.start_byte, -n.end_byte))
         return nodes
 
-    def captures_by_name(self, kind: str, language: str, node: Any, start: int | None = None,
-                         end: int | None = None) -> dict[str, list[Any]]:
+    def captures_by_name(self, kind: str, language: str, node: Node, start: int | None = None,
+                         end: int | None = None) -> dict[str, list[Node]]:
         from tree_sitter import QueryCursor
 
         cursor = QueryCursor(self.get(kind, language))
@@ -194,11 +197,13 @@ class Queries:
 
 # --- helpers -------------------------------------------------------------------------------
 
-def _text(source: bytes, node: Any) -> str:
+def _text(source: bytes, node: Node | None) -> str:
+    if node is None:  # an absent field (`child_by_field_name`) reads as no text
+        return ""
     return source[node.start_byte:node.end_byte].decode("utf-8", errors="replace")
 
 
-def _leading_whitespace(source: bytes, node: Any) -> str:
+def _leading_whitespace(source: bytes, node: Node) -> str:
     line_start = node.start_byte - node.start_point.column
     line_end = source.find(b"\n", line_start)
     line = source[line_start:line_end if line_end >= 0 else len(source)]
@@ -222,7 +227,7 @@ def _python_string_value(text: str) -> str:
     return inspect.cleandoc(str(value))
 
 
-def _python_docstring(source: bytes, body: Any, memo: dict[bytes, str]) -> str:
+def _python_docstring(source: bytes, body: Node, memo: dict[bytes, str]) -> str:
     for child in body.named_children:
         if child.type == "comment":
             continue
@@ -242,7 +247,7 @@ def _python_docstring(source: bytes, body: Any, memo: dict[bytes, str]) -> str:
     return ""
 
 
-def _python_is_stub(source: bytes, body: Any) -> bool:
+def _python_is_stub(source: bytes, body: Node) -> bool:
     statements = [c for c in body.named_children if c.type != "comment"]
     if not statements:
         return True  # no body yet: a definition being written
@@ -260,7 +265,7 @@ def _python_is_stub(source: bytes, body: Any) -> bool:
     return True
 
 
-def _js_docstring(source: bytes, node: Any) -> str:
+def _js_docstring(source: bytes, node: Node) -> str:
     anchor = node
     while anchor.parent is not None and anchor.parent.type in ("export_statement",):
         anchor = anchor.parent
@@ -277,7 +282,7 @@ def _js_docstring(source: bytes, node: Any) -> str:
     return text.lstrip("/").strip()
 
 
-def _js_is_stub(source: bytes, body: Any) -> bool:
+def _js_is_stub(source: bytes, body: Node | None) -> bool:
     if body is None or body.type != "statement_block":
         return False
     statements = [c for c in body.named_children if c.type != "comment"]
@@ -292,14 +297,14 @@ def _js_is_stub(source: bytes, body: Any) -> bool:
 class _Def:
     """A captured definition node with the node that spans it and its body."""
 
-    node: Any  # the node whose range is the symbol (def / declaration)
-    name_node: Any
-    body: Any
+    node: Node  # the node whose range is the symbol (def / declaration)
+    name_node: Node
+    body: Node | None
     scope_ids: tuple[int, ...]  # node ids that identify this scope for nested definitions
     kind_hint: str  # "class" or "function"
 
 
-def _python_def(node: Any) -> _Def | None:
+def _python_def(node: Node) -> _Def | None:
     name = node.child_by_field_name("name")
     body = node.child_by_field_name("body")
     if name is None or body is None:
@@ -308,7 +313,7 @@ def _python_def(node: Any) -> _Def | None:
     return _Def(node, name, body, (node.id,), kind)
 
 
-def _js_def(node: Any) -> _Def | None:
+def _js_def(node: Node) -> _Def | None:
     if node.type == "variable_declarator":
         value = node.child_by_field_name("value")
         name = node.child_by_field_name("name")
@@ -329,13 +334,13 @@ def _js_def(node: Any) -> _Def | None:
     return _Def(node, name, body, (node.id,), kind)
 
 
-def _decorated(node: Any) -> Any:
+def _decorated(node: Node) -> Node:
     """A Python definition's decorated_definition parent, or the node itself."""
     parent = node.parent
     return parent if parent is not None and parent.type == "decorated_definition" else node
 
 
-def top_level_ancestor(node: Any) -> Any:
+def top_level_ancestor(node: Node) -> Node:
     """The child of the root node that contains `node`."""
     current = node
     while current.parent is not None and current.parent.parent is not None:
@@ -343,9 +348,9 @@ def top_level_ancestor(node: Any) -> Any:
     return current
 
 
-def derive_symbols(tree: Any, source: bytes, language: str, path: str, queries: Queries,
+def derive_symbols(tree: Tree, source: bytes, language: str, path: str, queries: Queries,
                    spans: list[tuple[int, int]] | None = None,
-                   captured: list[Any] | None = None,
+                   captured: list[Node] | None = None,
                    inner: tuple[int, int] | None = None) -> list[tuple[tuple[int, int], Symbol]]:
     """Symbols of the file, each with the (start, end) bytes of its top-level node.
 
@@ -543,7 +548,7 @@ def function_at(text: str, language: str, line: int, column: int, path: str = ""
 
 # --- imports and calls ---------------------------------------------------------------------
 
-def python_imports(root: Any, source: bytes, *, deep: bool = False) -> list[Import]:
+def python_imports(root: Node, source: bytes, *, deep: bool = False) -> list[Import]:
     """The imports of a Python tree at module level, in if/try/with blocks included (`deep`:
     also those inside functions and classes), in source order."""
     imports: list[Import] = []
@@ -580,9 +585,9 @@ def python_imports(root: Any, source: bytes, *, deep: bool = False) -> list[Impo
     return imports
 
 
-def _import_statements(root: Any, types: tuple[str, ...], *, deep: bool = False) -> list[Any]:
+def _import_statements(root: Node, types: tuple[str, ...], *, deep: bool = False) -> list[Node]:
     """Import statements at module level or nested in if/try blocks (`deep`: anywhere)."""
-    found: list[Any] = []
+    found: list[Node] = []
     stack = list(reversed(root.named_children))
     while stack:
         node = stack.pop()
@@ -595,11 +600,11 @@ def _import_statements(root: Any, types: tuple[str, ...], *, deep: bool = False)
     return found
 
 
-def _js_string(source: bytes, node: Any) -> str:
+def _js_string(source: bytes, node: Node) -> str:
     return _text(source, node).strip("'\"`")
 
 
-def _js_imports(root: Any, source: bytes) -> list[Import]:
+def _js_imports(root: Node, source: bytes) -> list[Import]:
     imports: list[Import] = []
     for statement in _import_statements(root, ("import_statement", "lexical_declaration",
                                                 "variable_declaration")):
@@ -647,8 +652,8 @@ def _js_imports(root: Any, source: bytes) -> list[Import]:
     return imports
 
 
-def derive_facts(tree: Any, source: bytes, language: str, queries: Queries, *,
-                 with_names: bool = False, captured: list[Any] | None = None) -> FileFacts:
+def derive_facts(tree: Tree, source: bytes, language: str, queries: Queries, *,
+                 with_names: bool = False, captured: list[Node] | None = None) -> FileFacts:
     """Imports and call references of one file (identifier references too when asked)."""
     if language not in _DEF_QUERIES:
         return FileFacts()
@@ -675,7 +680,7 @@ def derive_facts(tree: Any, source: bytes, language: str, queries: Queries, *,
     return FileFacts(imports, calls, names)
 
 
-def called_names(queries: Queries, language: str, node: Any, source: bytes) -> tuple[str, ...]:
+def called_names(queries: Queries, language: str, node: Node, source: bytes) -> tuple[str, ...]:
     """Each name or attribute chain called under `node` ("helper", "json.loads"), once, in
     source order; calls of anything else (`f()()`, `x[0]()`) are left out."""
     found: dict[str, None] = {}
@@ -692,7 +697,7 @@ def called_names(queries: Queries, language: str, node: Any, source: bytes) -> t
 _DOTTED_NAME = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*")
 
 
-def _callee_name(fn: Any, source: bytes, is_python: bool) -> tuple[str, str | None]:
+def _callee_name(fn: Node, source: bytes, is_python: bool) -> tuple[str, str | None]:
     if fn.type == "identifier":
         return _text(source, fn), None
     if is_python and fn.type == "attribute":

@@ -12,9 +12,12 @@ import ast
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .languages import ParserCache, language_for_path
+
+if TYPE_CHECKING:  # types only: tree_sitter loads on first parse
+    from tree_sitter import Node
 
 _OPENERS = {"(": ")", "[": "]", "{": "}"}
 _MAX_TOKEN_CHARS = 24
@@ -107,7 +110,7 @@ def python_compile_error(text: str) -> SyntaxProblem | None:
     return None
 
 
-def error_nodes(root: Any) -> Iterator[Any]:
+def error_nodes(root: Node) -> Iterator[Node]:
     """ERROR and MISSING nodes of a tree-sitter tree in document order, not descending into an
     ERROR node (the syntax check, and any caller that asks where a text stops parsing)."""
     stack = [root]
@@ -126,13 +129,13 @@ def _column(source: bytes, start_byte: int, byte_column: int) -> int:
     return len(source[line_start:start_byte].decode("utf-8", "replace"))
 
 
-def _token_text(node: Any) -> str:
+def _token_text(node: Node) -> str:
     raw = (node.text or b"").decode("utf-8", "replace").strip()
     first = raw.splitlines()[0] if raw else ""
     return first[:_MAX_TOKEN_CHARS]
 
 
-def _describe(node: Any) -> str:
+def _describe(node: Node) -> str:
     """A short description from the node's context: missing token, unclosed bracket, stray token."""
     if node.is_missing:
         kind = node.type
@@ -154,7 +157,7 @@ def _describe(node: Any) -> str:
     return f"invalid syntax near '{token}'"
 
 
-def _leaves(node: Any):
+def _leaves(node: Node) -> Iterator[Node]:
     if node.child_count == 0:
         yield node
         return

@@ -14,17 +14,21 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..index.languages import ParserCache
 from ..index.symbols import (
     CLASS,
+    Import,
     Queries,
     Symbol,
     called_names,
     derive_symbols,
     python_imports,
 )
+
+if TYPE_CHECKING:  # types only: tree_sitter loads on first parse
+    from tree_sitter import Node, Tree
 
 
 @functools.cache
@@ -39,7 +43,7 @@ def _encode(source: str | bytes) -> bytes:
     return source.encode("utf-8", "surrogateescape") if isinstance(source, str) else source
 
 
-def parse(source: str | bytes) -> Any:
+def parse(source: str | bytes) -> Tree:
     """The tree-sitter tree of Python `source`."""
     return _tools()[0].parse("python", _encode(source))
 
@@ -83,11 +87,11 @@ class ModuleFacts:
     exports: dict[str, str] = field(default_factory=dict)  # `__all__`-less re-exports: name -> module
 
 
-def _text(node: Any) -> str:
-    return node.text.decode("utf-8", "surrogateescape") if node is not None else ""
+def _text(node: Node | None) -> str:
+    return (node.text or b"").decode("utf-8", "surrogateescape") if node is not None else ""
 
 
-def _params(parameters: Any) -> tuple[tuple[str, ...], int]:
+def _params(parameters: Node | None) -> tuple[tuple[str, ...], int]:
     names: list[str] = []
     annotated = 0
     if parameters is None:
@@ -116,7 +120,7 @@ def _params(parameters: Any) -> tuple[tuple[str, ...], int]:
     return tuple(names), annotated
 
 
-def _definition_node(root: Any, symbol: Symbol) -> Any:
+def _definition_node(root: Node, symbol: Symbol) -> Node | None:
     """The function_definition / class_definition node the index found `symbol` at."""
     node = root.descendant_for_byte_range(symbol.start_byte, symbol.end_byte)
     while node is not None and not (node.type in ("function_definition", "class_definition")
@@ -125,7 +129,7 @@ def _definition_node(root: Any, symbol: Symbol) -> Any:
     return node
 
 
-def _definition(symbol: Symbol, node: Any, data: bytes, source_lines: list[str]) -> Definition:
+def _definition(symbol: Symbol, node: Node, data: bytes, source_lines: list[str]) -> Definition:
     """The knowledge store's view of one definition the index found."""
     outer = node.parent if node.parent is not None \
         and node.parent.type == "decorated_definition" else node
@@ -156,7 +160,7 @@ def _definition(symbol: Symbol, node: Any, data: bytes, source_lines: list[str])
         text=text)
 
 
-def _import_fact(item: Any) -> ImportFact:
+def _import_fact(item: Import) -> ImportFact:
     return ImportFact("." * item.level + item.module, item.name or "", item.bound, item.line)
 
 
