@@ -66,6 +66,32 @@ async def test_first_index_reports_progress(session):
     assert values[0].cancellable is False
 
 
+async def test_model_load_reports_progress(session):
+    if not session.capabilities.window or not session.capabilities.window.work_done_progress:
+        pytest.skip("this client does not show progress")
+    uri, _ = open_calc(session)
+    # the first command loads the model inside its own progress
+    await session.workspace_execute_command_async(command("localcode.explain", uri, 4, 4))
+    ((_, values),) = titled(session, "localcode: explain").items()
+    messages = [v.message for v in values if v.kind == "report"]
+    assert messages[0].startswith("loading the model") and values[-1].kind == "end"
+    assert not titled(session, "localcode: loading the model")
+
+
+async def test_first_completion_loads_the_model_under_progress(session):
+    if not session.capabilities.window or not session.capabilities.window.work_done_progress:
+        pytest.skip("this client does not show progress")
+    uri, _ = open_calc(session)
+    await session.text_document_inline_completion_async(types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        position=types.Position(line=4, character=4),
+        context=types.InlineCompletionContext(
+            trigger_kind=types.InlineCompletionTriggerKind.Invoked)))
+    ((_, values),) = titled(session, "localcode: loading the model").items()
+    assert [v.kind for v in values] == ["begin", "report", "end"]
+    assert values[0].cancellable is False
+
+
 async def test_capabilities_advertised(session):
     caps = session.init_result.capabilities
     assert caps.inline_completion_provider is not None  # even for Neovim, which does not ask

@@ -153,3 +153,25 @@ def test_server_import_pulls_in_no_model_torch_or_index_libraries():
                             timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
+
+
+def test_a_settings_change_reaches_the_real_engines_gate_and_trust(tmp_path, isolated_home):
+    """workspace/didChangeConfiguration -> Configuration.apply -> Engine.reconfigure: the gate
+    the engine already built uses the new settings; trust can be taken back, not granted."""
+    from localcode_lsp.server.server import LocalcodeServer
+
+    server = LocalcodeServer()
+    server.session.take_settings({"trusted": True}, may_trust=True)  # initializationOptions
+    server.session.add_root(tmp_path.as_uri())
+    engine = server.session.engine_for((tmp_path / "x.py").as_uri())
+    try:
+        gate = engine.gate
+        assert gate.config.verification.test is True and engine.workspace.trusted
+        server.configuration.apply({"localcode": {"verification": {"test": False}}})
+        assert engine.gate is gate and gate.config.verification.test is False
+        server.configuration.apply({"trusted": False})
+        assert engine.workspace.trusted is False
+        server.configuration.apply({"trusted": True})
+        assert engine.workspace.trusted is False
+    finally:
+        server.close()
