@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..index.languages import is_test_path
 from ..logs import get_logger
 from .budget import TokenCounter
+
+if TYPE_CHECKING:
+    from ..index.symbols import Symbol
+    from ..workspace import Workspace
 
 log = get_logger("context.rag")
 
@@ -25,7 +29,7 @@ class ContextQuery:
 
     instruction: str
     path: str
-    symbol: Any = None  # index.Symbol of the target (None for new code)
+    symbol: Symbol | None = None  # the target (None for new code)
     file_text: str = ""
     intent: str = "edit"
     feedback: tuple[str, ...] = ()
@@ -65,12 +69,12 @@ class ContextProvider(Protocol):
 SOURCE_WEIGHTS = {"callee": 1.0, "import": 0.95, "test": 0.9, "caller": 0.7, "similar": 0.5}
 
 
-def _symbol_text(workspace: Any, symbol: Any) -> str:
+def _symbol_text(workspace: Workspace, symbol: Symbol) -> str:
     try:
         data = workspace.read_text(symbol.path).encode("utf-8", "surrogateescape")
         return data[symbol.start_byte:symbol.end_byte].decode("utf-8", "replace")
     except Exception as exc:  # a vanished file only loses one snippet
-        log.debug("cannot read %s: %s", getattr(symbol, "path", "?"), exc)
+        log.debug("cannot read %s: %s", symbol.path, exc)
         return ""
 
 
@@ -79,7 +83,7 @@ class IndexContextProvider:
 
     name = "index"
 
-    def __init__(self, index: Any, workspace: Any, *, similar: int = 3, tests: bool = True,
+    def __init__(self, index: Any, workspace: Workspace, *, similar: int = 3, tests: bool = True,
                  callers: int = 2) -> None:
         self.index = index
         self.workspace = workspace
