@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote, unquote, urlparse
+
+from .logs import get_logger
+
+log = get_logger("workspace")
 
 STATE_DIR = ".localcode"
 # A URI scheme ("file:", "untitled:", "http:"); two letters at least, so "C:" stays a path.
@@ -33,14 +41,92 @@ class Document:
     language_id: str = ""
 
 
+class UnsafeStateDir(OSError):
+    """`.localcode/` cannot be used: a link (a committed one may point anywhere), not a
+    directory, or not writable."""
+
+
+def state_dir_problem(root: Path) -> str:
+    """Why `<root>/.localcode/` must not be used ("" = it may, or it does not exist yet)."""
+    state = Path(root) / STATE_DIR
+    if os.path.islink(state):
+        return f"{state} is a symbolic link (to {os.readlink(state)}); localcode never follows it"
+    if not os.path.lexists(state):
+        return "" if os.access(root, os.W_OK) else f"{root} is not writable"
+    if not state.is_dir():
+        return f"{state} is not a directory"
+    if not os.access(state, os.W_OK | os.X_OK):
+        return f"{state} is not writable"
+    return ""
+
+
 def ensure_state_dir(root: Path) -> Path:
-    """Create `<root>/.localcode/` (git-ignored by its own `.gitignore`) and return it."""
+    """Create `<root>/.localcode/` (git-ignored by its own `.gitignore`) and return it.
+
+    UnsafeStateDir when it is a link, not a directory or not writable: nothing is written
+    through a link, and the caller runs without a cache.
+    """
+    problem = state_dir_problem(Path(root))
+    if problem:
+        raise UnsafeStateDir(problem)
     state = Path(root) / STATE_DIR
     state.mkdir(parents=True, exist_ok=True)
     ignore = state / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("# localcode caches: safe to delete\n*\n")
+    if not os.path.lexists(ignore):
+        fd = os.open(ignore, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w") as handle:
+            handle.write("# localcode caches: safe to delete\n*\n")
     return state
+
+
+@contextmanager
+def state_lock(directory: Path, *, exclusive: bool, timeout: float = 10.0) -> Iterator[bool]:
+    """An advisory lock (fcntl.flock) on `<directory>/.lock`, shared between processes.
+
+    `exclusive=True` for writers (one at a time, and no reader in between), False for readers
+    (any number together). Yields False when the lock could not be had within `timeout` or the
+    lock file cannot be made: the caller then skips its cache work (no cache), never waits
+    forever and never works unlocked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: nothing to lock with
+        yield True
+        return
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o644)
+    except OSError as exc:
+        log.warning("cannot lock %s (%s): running without the cache", directory, exc)
+        yield False
+        return
+    try:
+        kind = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, kind | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    log.warning("%s is locked by another localcode process for %.0f s: "
+                                "skipping this cache %s", directory, timeout,
+                                "write" if exclusive else "read")
+                    yield False
+                    return
+                time.sleep(0.05)
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _is_git(part: str) -> bool:
+    """`.git` in any case; also with trailing dots or spaces, which some filesystems drop."""
+    return part.lower().rstrip(". ") == ".git"
 
 
 def uri_to_path(uri: str) -> Path:
@@ -73,26 +159,54 @@ class Workspace:
         self.trusted = trusted
         self._documents: dict[str, Document] = {}
         self._lock = threading.Lock()
+        self._fallback_state: Path | None = None
 
     # --- paths -----------------------------------------------------------------------------
 
     @property
     def state_dir(self) -> Path:
-        """`.localcode/` under the root (created on demand by whoever writes there)."""
-        return self.root / STATE_DIR
+        """`.localcode/` under the root (created on demand by whoever writes there).
+
+        When it cannot be used (a link, not a directory, not writable) this is a private
+        temporary directory instead, made once per Workspace: the caches then last as long as
+        the process (no persistent cache) and nothing is written through the link.
+        """
+        problem = state_dir_problem(self.root)
+        if not problem:
+            return self.root / STATE_DIR
+        with self._lock:
+            if self._fallback_state is None:
+                self._fallback_state = Path(tempfile.mkdtemp(prefix="localcode-state-"))
+                log.warning("%s: running without a persistent cache (in %s for this session)",
+                            problem, self._fallback_state)
+            return self._fallback_state
 
     def ensure_state_dir(self) -> Path:
-        """Create `.localcode/` with a `.gitignore` of `*`, so git never sees the caches."""
-        return ensure_state_dir(self.root)
+        """Create `.localcode/` with a `.gitignore` of `*`, so git never sees the caches
+        (the private fallback of `state_dir` when `.localcode/` cannot be used)."""
+        state = self.state_dir
+        if state == self.root / STATE_DIR:
+            return ensure_state_dir(self.root)
+        return state
 
     def resolve(self, path_or_uri: str | Path) -> Path:
-        """An absolute, symlink-resolved path inside the root, or OutsideWorkspace."""
-        if isinstance(path_or_uri, str) and _URI_SCHEME.match(path_or_uri):
-            candidate = uri_to_path(path_or_uri)
+        """An absolute, symlink-resolved path inside the root, or OutsideWorkspace.
+
+        A URI is always read as a URI (also when it arrives as a Path, whose `//` pathlib
+        collapsed), never joined to the root as a relative path. `.git` is refused in every
+        component: of the path as written (`.git/..` passes through a repository) and of the
+        path resolved.
+        """
+        text = os.fspath(path_or_uri)
+        if "\x00" in text:
+            raise OutsideWorkspace(f"NUL byte in path: {path_or_uri!r}")
+        if _URI_SCHEME.match(text):
+            candidate = uri_to_path(text)
         else:
-            candidate = Path(path_or_uri)
-            if "\x00" in str(candidate):
-                raise OutsideWorkspace(f"NUL byte in path: {path_or_uri!r}")
+            candidate = Path(text)
+        # any .git, not only the root's: submodules and nested repositories have their own
+        if any(_is_git(part) for part in candidate.parts):
+            raise OutsideWorkspace(f"{path_or_uri} goes through .git/")
         if not candidate.is_absolute():
             candidate = self.root / candidate
         resolved = Path(os.path.realpath(candidate))
@@ -100,8 +214,7 @@ class Workspace:
             relative = resolved.relative_to(self.root)
         except ValueError:
             raise OutsideWorkspace(f"{path_or_uri} is outside the workspace {self.root}") from None
-        # any .git, not only the root's: submodules and nested repositories have their own
-        if any(part.lower() == ".git" for part in relative.parts):
+        if any(_is_git(part) for part in relative.parts):
             raise OutsideWorkspace(f"{path_or_uri} is inside .git/")
         return resolved
 
@@ -110,7 +223,9 @@ class Workspace:
         return PurePosixPath(*self.resolve(path_or_uri).relative_to(self.root).parts).as_posix()
 
     def uri(self, relative_path: str) -> str:
-        return path_to_uri(self.root / relative_path)
+        """The `file://` URI of a contained path (OutsideWorkspace for anything `resolve`
+        refuses: a URI given here is read as one, never joined to the root)."""
+        return path_to_uri(self.resolve(relative_path))
 
     # --- overlay ---------------------------------------------------------------------------
 

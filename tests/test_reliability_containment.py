@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from localcode_lsp.cli.apply import ApplyRefused, apply_patches
@@ -98,8 +98,10 @@ def _protected(layout: dict[str, Path]) -> dict[str, str]:
     return _tree_digest(layout["outside"], root / ".git", root / "sub" / ".git")
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck),
+          print_blob=True)
 @given(template=hostile_paths())
+@example(template="file://{root}/~/.git/%2e%2e")
 def test_resolve_never_leaves_the_root_or_enters_git(layout, template):
     workspace = Workspace(layout["root"])
     candidate = _fill(template, layout)
@@ -124,8 +126,10 @@ def test_known_escapes_are_refused(layout, known_bad):
         Workspace(layout["root"]).resolve(_fill(known_bad, layout))
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck),
+          print_blob=True)
 @given(templates=st.lists(hostile_paths(), min_size=1, max_size=3))
+@example(templates=["file://{root}/~/.git/%2e%2e"])
 def test_applying_patches_never_writes_outside_or_into_git(layout, templates):
     """Creates (before == ""), edits and overwrites through the CLI's apply path."""
     root = layout["root"]
@@ -155,8 +159,10 @@ def test_applying_patches_never_writes_outside_or_into_git(layout, templates):
             plan.target.write_bytes(plan.old_bytes)
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck),
+          print_blob=True)
 @given(template=hostile_paths())
+@example(template="file://{root}/~/.git/%2e%2e")  # a fresh clone's `make test` once drew it
 def test_server_workspace_edits_stay_inside(layout, template):
     """The server turns engine patches into WorkspaceEdits: only versioned TextDocumentEdits
     (never create/rename/delete operations) and only for files inside the root."""

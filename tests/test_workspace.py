@@ -44,6 +44,27 @@ def test_refuses_everything_outside(workspace, bad):
         workspace.resolve(bad)
 
 
+@pytest.mark.parametrize("template", [
+    "file://{root}/~/.git/%2e%2e",  # found by the containment property test: `.git/..`
+    "{root}/sub/.git/../mod.py", ".git/../pkg/mod.py", "pkg/.Git/../mod.py",
+    "file://{root}/pkg/.git/%2E%2E/mod.py",
+])
+def test_git_is_refused_in_every_component_not_only_after_resolving(workspace, template):
+    bad = template.replace("{root}", str(workspace.root))
+    with pytest.raises(OutsideWorkspace, match=".git"):
+        workspace.resolve(bad)
+    with pytest.raises(OutsideWorkspace):
+        workspace.uri(bad)
+
+
+def test_a_uri_is_never_joined_to_the_root_as_a_relative_path(workspace):
+    uri = f"file://{workspace.root}/pkg/mod.py"
+    # pathlib collapses `file://` to `file:/`: still a URI, not a relative path `file:/...`
+    assert workspace.resolve(Path(uri)) == workspace.root / "pkg" / "mod.py"
+    assert workspace.uri(uri) == path_to_uri(workspace.root / "pkg" / "mod.py")
+    assert "file:" not in workspace.uri(uri)[len("file://"):]
+
+
 def test_refuses_symlinks_that_leave_the_root(workspace, tmp_path):
     os.symlink(tmp_path / "secret.txt", workspace.root / "link.txt")
     with pytest.raises(OutsideWorkspace):

@@ -1,8 +1,14 @@
 """The embedding model (loaded lazily, offline) and the lancedb table of chunk vectors.
 
 Rows are keyed by chunk id; vectors by content hash, so a chunk whose text did not change is
-never embedded again, also across restarts. A table that cannot be opened or read is deleted and
-rebuilt with one log line.
+never embedded again, also across restarts.
+
+Several processes may share one `.localcode/` (the server beside a CLI run, two editors on one
+folder): writes, compaction and a rebuild take an exclusive `flock` on `.localcode/index/.lock`,
+opening and searching a shared one. A failed read or write reopens the table at its latest
+version, never deletes it (another process's write is not damage); only a table that cannot be
+opened even under the exclusive lock is deleted and rebuilt, with one log line. A store whose
+directory is reached through a link, or cannot be written, runs as "no cache" with one message.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..logs import get_logger
+from ..workspace import state_lock
 from .chunks import Chunk
 
 log = get_logger("index.store")
@@ -147,20 +154,49 @@ class VectorStore:
         self._vectors: dict[str, Any] = {}  # content hash -> vector
         self._writes_since_compact = 0
         self.rebuilt = False
+        self.disabled = ""  # why the store runs as "no cache" ("" = it does not)
 
     # --- open / recover --------------------------------------------------------------------
 
     def open(self) -> None:
         """Open the table and load its ids and vectors; a broken table is rebuilt."""
         with self._lock:
-            if self._db is not None:
+            if self._db is not None or self.disabled:
                 return
-            try:
-                self._open()
-            except Exception as exc:  # lancedb raises many types for a damaged dataset
-                log.warning("index table at %s is unreadable (%s): rebuilding it",
-                            self.directory, str(exc).splitlines()[0] if str(exc) else type(exc))
-                self.reset()
+            if os.path.realpath(self.directory) != os.path.abspath(self.directory):
+                self._disable(f"{self.directory} is reached through a symbolic link")
+                return
+            with state_lock(self.directory.parent, exclusive=False) as locked:
+                if not locked:
+                    self._disable("the index is locked by another process")
+                    return
+                try:
+                    self._open()
+                    return
+                except Exception as exc:  # lancedb raises many types for a damaged dataset
+                    first = exc
+            # Unreadable with others possibly writing: decide under the exclusive lock, where
+            # no other localcode process is writing, whether it is really damaged.
+            with state_lock(self.directory.parent, exclusive=True) as locked:
+                if not locked:
+                    self._disable(f"the index is unreadable ({_first_line(first)}) and locked "
+                                  f"by another process")
+                    return
+                try:
+                    self._open()
+                except PermissionError as exc:
+                    self._disable(f"the index cannot be read or written ({exc})")
+                except Exception as exc:
+                    log.warning("index table at %s is unreadable (%s): rebuilding it",
+                                self.directory, _first_line(exc))
+                    self._reset_locked()
+
+    def _disable(self, reason: str) -> None:
+        """Run without the embedding cache from now on (one clear message)."""
+        self._db = None
+        self._table = None
+        self.disabled = reason
+        log.warning("%s: running without the embedding cache", reason)
 
     def _open(self) -> None:
         os.environ.setdefault("LANCEDB_LOG", "error")  # the Rust logger warns on stderr
@@ -185,6 +221,20 @@ class VectorStore:
             self._vectors[digest] = vectors[index * dimension:(index + 1) * dimension]
         self._table = table
 
+    def _reopen(self) -> bool:
+        """Open the table again at its latest version (another process may have written or
+        compacted it); False when that fails too."""
+        self._db = None
+        self._table = None
+        try:
+            self._open()
+            return True
+        except Exception as exc:
+            log.warning("index table at %s cannot be reopened (%s)", self.directory,
+                        _first_line(exc))
+            self._db = None
+            return False
+
     def _table_names(self) -> list[str]:
         lister = getattr(self._db, "list_tables", None)
         if lister is not None:
@@ -194,13 +244,25 @@ class VectorStore:
         return list(self._db.table_names())
 
     def reset(self) -> None:
-        """Delete the table directory and start empty."""
-        with self._lock:
-            self._db = None
-            self._table = None
-            shutil.rmtree(self.directory, ignore_errors=True)
-            self.rebuilt = True
+        """Delete the table directory and start empty (under the exclusive lock)."""
+        with self._lock, state_lock(self.directory.parent, exclusive=True) as locked:
+            if not locked:
+                self._disable("the index is locked by another process; not rebuilding it")
+                return
+            self._reset_locked()
+
+    def _reset_locked(self) -> None:
+        self._db = None
+        self._table = None
+        if os.path.realpath(self.directory) != os.path.abspath(self.directory):
+            self._disable(f"{self.directory} is reached through a symbolic link")
+            return
+        shutil.rmtree(self.directory, ignore_errors=True)
+        self.rebuilt = True
+        try:
             self._open()
+        except Exception as exc:
+            self._disable(f"the index at {self.directory} cannot be created ({_first_line(exc)})")
 
     # --- contents --------------------------------------------------------------------------
 
@@ -241,13 +303,25 @@ class VectorStore:
             for chunk in rows:
                 if chunk.content_hash not in vectors and chunk.content_hash not in self._vectors:
                     raise ValueError(f"no vector for chunk {chunk.path}:{chunk.symbol}")
-            try:
-                self._write(replaced, rows, vectors, pa)
-            except Exception as exc:
-                log.warning("index table write failed (%s): rebuilding it", exc)
-                self.reset()
-                # a reset lost the rows of other paths too; the caller's next build refills them
-                self._write(replaced, rows, vectors, pa)
+            if self.disabled:
+                return
+            with state_lock(self.directory.parent, exclusive=True) as locked:
+                if not locked:
+                    log.warning("index write skipped: another localcode process holds the lock")
+                    return
+                try:
+                    self._write(replaced, rows, vectors, pa)
+                except Exception as exc:
+                    # another process may have written or compacted meanwhile: reopen at the
+                    # latest version and try once more; never delete what others wrote
+                    log.warning("index table write failed (%s): reopening it", _first_line(exc))
+                    if not self._reopen():
+                        self._disable("the index cannot be written")
+                        return
+                    try:
+                        self._write(replaced, rows, vectors, pa)
+                    except Exception as again:
+                        self._disable(f"the index cannot be written ({_first_line(again)})")
 
     def _write(self, replaced: dict[str, list[Chunk]], rows: list[Chunk],
                vectors: dict[str, Any], pa: Any) -> None:
@@ -286,30 +360,51 @@ class VectorStore:
                 self._vectors[chunk.content_hash] = vector
         self._writes_since_compact += 1
         if self._writes_since_compact >= COMPACT_AFTER_WRITES:
-            self.compact()
+            self._compact_locked()
 
     def compact(self) -> None:
-        """Merge fragments and drop old versions (lancedb keeps every write otherwise)."""
-        with self._lock:
-            self._writes_since_compact = 0
-            if self._table is None:
-                return
-            try:
-                # a minute of grace: another localcode process may still read an older version
-                self._table.optimize(cleanup_older_than=timedelta(minutes=1))
-            except Exception as exc:  # compaction is an optimisation: never fatal
-                log.info("index compaction skipped: %s", exc)
+        """Merge fragments and drop old versions (lancedb keeps every write otherwise); skipped
+        while another process reads or writes the index."""
+        with self._lock, state_lock(self.directory.parent, exclusive=True,
+                                    timeout=1.0) as locked:
+            if locked:
+                self._compact_locked()
+
+    def _compact_locked(self) -> None:
+        self._writes_since_compact = 0
+        if self._table is None:
+            return
+        try:
+            # a minute of grace: another localcode process may still read an older version
+            self._table.optimize(cleanup_older_than=timedelta(minutes=1))
+        except Exception as exc:  # compaction is an optimisation: never fatal
+            log.info("index compaction skipped: %s", exc)
 
     def search(self, vector: Any, limit: int) -> list[dict[str, Any]]:
         """Nearest rows by cosine distance: dicts with id, path, lines, symbol, text, _distance."""
         with self._lock:
             if self._table is None:
                 return []
-            try:
-                query = self._table.search(vector).metric("cosine").limit(limit)
-                return query.select(["id", "path", "start_line", "end_line", "symbol", "kind",
-                                     "text", "content_hash", "_distance"]).to_list()
-            except Exception as exc:
-                log.warning("index table search failed (%s): rebuilding it", exc)
-                self.reset()
+            with state_lock(self.directory.parent, exclusive=False) as locked:
+                if not locked:
+                    return []
+                for attempt in range(2):
+                    try:
+                        return self._search(vector, limit)
+                    except Exception as exc:
+                        # another process compacted or rewrote it: reopen, never delete
+                        log.warning("index table search failed (%s): reopening it",
+                                    _first_line(exc))
+                        if attempt or not self._reopen() or self._table is None:
+                            return []
                 return []
+
+    def _search(self, vector: Any, limit: int) -> list[dict[str, Any]]:
+        query = self._table.search(vector).metric("cosine").limit(limit)
+        return query.select(["id", "path", "start_line", "end_line", "symbol", "kind",
+                             "text", "content_hash", "_distance"]).to_list()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__

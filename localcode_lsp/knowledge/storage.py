@@ -2,7 +2,10 @@
 
 Everything under `.localcode/knowledge/` is a cache: a missing file starts empty, a corrupt or
 foreign file is logged once and rebuilt, a full disk loses only the write. Writes are atomic
-(temporary file + `os.replace`), so a crash never leaves half a file for the next start.
+(temporary file + `os.replace`), so a crash never leaves half a file for the next start, and
+take the directory's exclusive lock (another localcode process may flush the same file). A
+cache whose directory is reached through a symbolic link (a committed `.localcode` pointing
+elsewhere) is neither read nor written: it runs empty, with one message.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..logs import get_logger
+from ..workspace import state_lock
 
 log = get_logger("knowledge")
 
@@ -39,13 +43,28 @@ class JsonCache:
         self._lock = threading.RLock()
         self.evictions = 0
         self.rebuilt = False
+        self.refused = False  # reached through a link: never read or written
 
     # --- loading ---------------------------------------------------------------------------
+
+    def _through_link(self) -> bool:
+        """Whether the cache's directory is reached through a link (then: no cache)."""
+        parent = os.path.abspath(self.path.parent)
+        if os.path.realpath(parent) == parent:
+            return False
+        if not self.refused:
+            self.refused = True
+            log.warning("knowledge cache %s is reached through a symbolic link: not read or "
+                        "written (running without it)", self.path)
+        return True
 
     def _load(self) -> dict[str, dict[str, Any]]:
         if self._entries is not None:
             return self._entries
         entries: dict[str, dict[str, Any]] = {}
+        if self._through_link():
+            self._entries = entries
+            return entries
         try:
             raw = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -146,16 +165,22 @@ class JsonCache:
             if self._entries is None or not self._dirty:
                 return
             payload = self._evict(self._entries)
+            if self._through_link():
+                return
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-                try:
-                    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                        handle.write(payload)
-                    os.replace(tmp, self.path)
-                except BaseException:
-                    Path(tmp).unlink(missing_ok=True)
-                    raise
+                with state_lock(self.path.parent, exclusive=True, timeout=2.0) as locked:
+                    if not locked:
+                        return  # another process is writing: this write is lost, not mixed
+                    fd, tmp = tempfile.mkstemp(dir=self.path.parent,
+                                               prefix=f".{self.path.name}.")
+                    try:
+                        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                            handle.write(payload)
+                        os.replace(tmp, self.path)
+                    except BaseException:
+                        Path(tmp).unlink(missing_ok=True)
+                        raise
                 self._dirty = False
             except OSError as exc:
                 log.warning("knowledge cache %s not written: %s", self.path, exc)
