@@ -40,13 +40,14 @@ class PromptFamily(Protocol):
 
 
 def family_kind(setting: str, info: ModelInfo) -> ModelKind:
-    """`[model] prompt_family` ("auto", "base", "instruct"); "auto" follows the model's kind.
-    An instruct family needs a chat template: without one the base family is used."""
+    """`[model] prompt_family` ("auto", "base", "instruct"); "auto" follows the model's kind
+    (the backend says "instruct" only for a model it can send chat turns to: a GGUF with a chat
+    template, or a server that applies the model's own)."""
     if setting == "base":
         return "base"
     if setting == "instruct":
         return "instruct"
-    return "instruct" if info.kind == "instruct" and info.chat_template else "base"
+    return info.kind
 
 
 def choose_family(setting: str, info: ModelInfo) -> PromptFamily:
