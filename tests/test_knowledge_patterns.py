@@ -159,3 +159,18 @@ def test_mined_definitions_come_from_the_index_finder():
     assert by_name["Store.todo"].is_stub and by_name["Store.todo"].docstring == "Later."
     assert [(i.module, i.name, i.alias) for i in facts.imports] == [
         ("json", "", "json"), ("fast", "loads", "loads")]
+
+
+def test_mined_files_are_the_files_the_index_covers(tmp_path):
+    """The pattern library walks the workspace the index's way: `.localcode/ignore` and a
+    nested .gitignore keep files out of the examples too; build output stays out as before."""
+    body = "def parse_line(line: str) -> list[str]:\n    return line.split(',')\n"
+    for rel in ("app/parse.py", "vendored/parse_copy.py", "app/gen/parse_gen.py",
+                "build/lib/app/parse.py", "app/notes.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(body)
+    (tmp_path / ".localcode").mkdir()
+    (tmp_path / ".localcode" / "ignore").write_text("vendored/\n")
+    (tmp_path / "app" / ".gitignore").write_text("gen/\n")
+    store = store_for(tmp_path)
+    assert store.patterns._python_files() == ["app/parse.py"]

@@ -79,8 +79,10 @@ def looks_binary(path: Path) -> bool:
     return False
 
 
-def discover(root: Path, max_file_bytes: int) -> Discovery:
-    """Walk `root` and return the indexable files, sorted by path."""
+def discover(root: Path, max_file_bytes: int, *,
+             suffixes: tuple[str, ...] | None = None) -> Discovery:
+    """Walk `root` and return the indexable files, sorted by path (only names ending in one of
+    `suffixes` when given: the others are passed over unread and uncounted)."""
     result = Discovery()
     root_patterns = _read_patterns(root / ".gitignore", "")
     root_patterns += _read_patterns(root / ".localcode" / "ignore", "")
@@ -107,6 +109,8 @@ def discover(root: Path, max_file_bytes: int) -> Discovery:
             kept_dirs.append(name)
         dirnames[:] = kept_dirs
         for name in sorted(filenames):
+            if suffixes is not None and not name.endswith(suffixes):
+                continue
             rel = f"{rel_dir}/{name}" if rel_dir else name
             path = directory / name
             if path.is_symlink() or spec.match_file(rel):

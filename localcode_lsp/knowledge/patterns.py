@@ -11,7 +11,6 @@ never become examples: they would leak the expected values the model is supposed
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..index.discovery import discover
 from ..index.languages import is_test_path
 from ..logs import get_logger
 from . import syntax
@@ -28,9 +28,9 @@ log = get_logger("knowledge.patterns")
 
 CountTokens = Callable[[str], int]
 
-_SKIP_DIRS = {".git", ".localcode", "__pycache__", ".venv", "venv", "env", ".env", "node_modules",
-              ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", "build", "dist",
-              "site-packages", ".eggs"}
+# Beyond what the index leaves out: copies of project code and environments the index may
+# cover but that make poor examples of the project's own style.
+_NOT_PROJECT_CODE_DIRS = frozenset({"env", ".env", "build", "dist", "site-packages", ".eggs"})
 _MAX_FILE_BYTES = 1_000_000
 _MAX_EXAMPLE_LINES = 60
 _MODEL_BASES = ("BaseModel", "NamedTuple", "TypedDict", "Enum", "IntEnum", "StrEnum", "Model",
@@ -182,28 +182,11 @@ class PatternLibrary:
     # --- mining ------------------------------------------------------------------------------
 
     def _python_files(self) -> list[str]:
-        spec = None
-        gitignore = self.root / ".gitignore"
-        if gitignore.is_file():
-            try:
-                import pathspec
-
-                spec = pathspec.PathSpec.from_lines(
-                    "gitwildmatch", gitignore.read_text(encoding="utf-8", errors="replace").splitlines())
-            except Exception as exc:  # an unreadable .gitignore only widens the walk
-                log.debug("ignoring .gitignore: %s", exc)
-        found: list[str] = []
-        for directory, dirs, files in os.walk(self.root):
-            dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.endswith(".egg-info"))
-            rel_dir = Path(directory).relative_to(self.root)
-            for name in sorted(files):
-                if not name.endswith(".py"):
-                    continue
-                rel = PurePosixPath(*rel_dir.parts, name).as_posix()
-                if spec is not None and spec.match_file(rel):
-                    continue
-                found.append(rel)
-        return found
+        """The workspace's Python files as the index finds them (.gitignore at every level,
+        `.localcode/ignore`, size and binary limits), minus build output and environments."""
+        found = discover(self.root, _MAX_FILE_BYTES, suffixes=(".py",))
+        return [entry.path for entry in found.files
+                if not _NOT_PROJECT_CODE_DIRS.intersection(PurePosixPath(entry.path).parts[:-1])]
 
     def _text_of(self, rel: str) -> str | None:
         if self._read_text is not None:
