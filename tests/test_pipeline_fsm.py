@@ -321,6 +321,7 @@ def test_explain_returns_text_and_no_edit(tmp_path):
     engine, backend = make_engine(tmp_path, [" Greets a person by name.\n# Prefixes hi."])
     result = engine.implement(Task(path="calc.py", symbol="greet", intent="explain"))
     assert result.status == "explained"
+    assert states_of(result) == ["UNDERSTAND", "LOCATE", "PLAN", "EXPLAIN"]
     assert result.explanation == "Greets a person by name. Prefixes hi."
     assert result.patches == []
     assert 'return "hi " + name' in backend.calls[0].prompt
@@ -368,6 +369,10 @@ def test_fix_intent_without_diagnostics_runs_the_checks_first(tmp_path):
     result = engine.implement(Task(path="calc.py", symbol="double", intent="fix"))
     assert result.status == "verified"
     assert "previous attempt failed: TEST FAIL: test_double" in backend.calls[0].prompt
+    # the gate runs in DIAGNOSE (a row of the table), never inside PLAN
+    assert states_of(result) == ["UNDERSTAND", "LOCATE", "PLAN", "DIAGNOSE", "PLAN", "GENERATE",
+                                 "VERIFY"]
+    assert engine.gate.requests[0].task == "fix double"
 
 
 def test_generate_new_code_at_the_end_of_a_file(tmp_path):
@@ -381,6 +386,7 @@ def test_generate_new_code_at_the_end_of_a_file(tmp_path):
     assert result.status == "verified", result.message
     after = result.patches[0].after
     assert after.startswith(CALC) and after.endswith("def triple(x):\n    return 3 * x\n")
+    assert states_of(result) == ["UNDERSTAND", "LOCATE", "WRITE", "VERIFY"]
 
 
 def test_session_summary_reaches_the_prompt(tmp_path):
@@ -460,3 +466,19 @@ def test_a_docstring_example_of_a_function_defined_elsewhere_is_not_the_targets(
     engine.close()
     assert result.status == "verified", (result.message, [v.summary() for v in result.verdicts])
     assert result.stats["untested"][0]["reason"] == "no tests found for to_celsius"
+
+
+def test_new_code_that_fails_is_retried_through_write_with_the_feedback(tmp_path):
+    def check(body: str) -> list[str]:
+        return [] if "3 * x" in body else ["TEST FAIL: test_triple — expected 6, got 5"]
+
+    engine, backend = make_engine(tmp_path, ["def triple(x):\n    return x + 3\n",
+                                             "def triple(x):\n    return 3 * x\n"],
+                                  candidates=1, retries=1, check=check)
+    result = engine.implement(Task(path="calc.py", instruction="write triple(x)",
+                                   intent="generate"))
+    assert result.status == "verified", result.message
+    assert states_of(result) == ["UNDERSTAND", "LOCATE", "WRITE", "VERIFY", "REPAIR", "WRITE",
+                                 "VERIFY"]
+    assert "# previous attempt failed: TEST FAIL: test_triple" in backend.calls[1].prompt
+    assert result.patches[0].after.endswith("def triple(x):\n    return 3 * x\n")
