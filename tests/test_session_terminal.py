@@ -206,3 +206,104 @@ def test_missing_project_is_a_usage_error(tmp_path: Path, isolated_home: Path) -
                           env=session_env(isolated_home))
     assert done.returncode == 2
     assert "does not exist" in done.stderr
+
+
+# --- a terminal that behaves like a real one ------------------------------------------------
+# prompt_toolkit asks the terminal where the cursor is (CPR, ESC[6n) and real terminals answer
+# (ESC[row;colR); Enter arrives as \r. The tests above switch CPR off; these answer it, and the
+# scripted engine takes seconds per task ("sleepy"), as the real model does.
+
+CPR_REQUEST = "\x1b[6n"
+CPR_ANSWER = "\x1b[1;1R"
+
+
+class Terminal:
+    """A pexpect child driven like a terminal emulator: every CPR request is answered."""
+
+    def __init__(self, child: pexpect.spawn) -> None:
+        self.child = child
+
+    def expect(self, pattern: str, timeout: float = TIMEOUT) -> str:
+        while True:
+            index = self.child.expect([re.escape(CPR_REQUEST), pattern], timeout=timeout)
+            if index == 0:
+                self.child.send(CPR_ANSWER)
+                continue
+            return ANSI.sub("", self.child.before)
+
+    def quiet_for(self, seconds: float, *patterns: str) -> bool:
+        """True when none of `patterns` shows up within `seconds` (CPR requests answered)."""
+        try:
+            self.expect("|".join(patterns), timeout=seconds)
+        except pexpect.TIMEOUT:
+            return True
+        return False
+
+    def type(self, text: str) -> None:
+        self.child.send(text)
+
+
+@pytest.fixture
+def terminal(project: Path, isolated_home: Path, tmp_path: Path):
+    children: list[pexpect.spawn] = []
+
+    def start() -> Terminal:
+        env = session_env(isolated_home, tmp_path / "tasks.jsonl")
+        env.pop("PROMPT_TOOLKIT_NO_CPR")
+        env["SESSION_FAKE_SECONDS"] = "3"
+        child = pexpect.spawn(LOCALCODE[0], LOCALCODE[1:] + ["--project", str(project)],
+                              env=env, encoding="utf-8", timeout=TIMEOUT, dimensions=(50, 140))
+        children.append(child)
+        term = Terminal(child)
+        term.expect(PROMPT)
+        return term
+
+    yield start
+    for child in children:
+        if child.isalive():
+            child.terminate(force=True)
+
+
+SLEEPY_TASK = "sleepy: add input validation to the parse_config function\r"
+
+
+def test_real_terminal_y_and_enter_applies(terminal, project: Path) -> None:
+    target = project / "src" / "config.py"
+    term = terminal()
+    term.type(SLEEPY_TASK)
+    term.expect(r"\[VERIFY\]\S* Candidate 3 passes")
+    term.expect(r"Apply\? \[y/n\]")
+    term.type("y\r")
+    term.expect("applied src/config.py")
+    term.expect(PROMPT)
+    assert "    if not isinstance(raw, str):\n" in target.read_text()
+
+
+def test_real_terminal_n_and_enter_leaves_the_file_byte_identical(terminal, project: Path) -> None:
+    target = project / "src" / "config.py"
+    original = target.read_bytes()
+    term = terminal()
+    term.type(SLEEPY_TASK)
+    term.expect(r"Apply\? \[y/n\]")
+    term.type("n\r")
+    term.expect("not applied; the files are unchanged")
+    term.expect(PROMPT)
+    assert target.read_bytes() == original
+
+
+def test_keys_typed_before_the_question_are_neither_yes_nor_no(terminal, project: Path) -> None:
+    """A `y` typed while the model works (before the diff is on screen) must not apply the diff
+    unseen, and must not silently become "no": it is dropped, said so, and the question waits."""
+    target = project / "src" / "config.py"
+    original = target.read_bytes()
+    term = terminal()
+    term.type(SLEEPY_TASK)
+    term.expect(r"\[GENERATE\]\S* Producing 5 candidates")
+    term.type("y\r")  # while the task still runs
+    term.expect("ignored keys typed before the diff was shown")
+    term.expect(r"Apply\? \[y/n\]")
+    assert term.quiet_for(1.5, "applied", "please answer")  # it waits for a real answer
+    assert target.read_bytes() == original
+    term.type("y\r")
+    term.expect("applied src/config.py")
+    assert "    if not isinstance(raw, str):\n" in target.read_text()

@@ -144,11 +144,37 @@ class PromptToolkitReader:
 
         return self._tasks.prompt(FormattedText([("bold", "you: ")]))
 
+    def discard_typeahead(self) -> bool:
+        """Drop keys typed before a question is on screen (the terminal's input queue and
+        prompt_toolkit's own typeahead). True when there were any."""
+        from prompt_toolkit.input.typeahead import clear_typeahead, get_typeahead
+
+        keys = self._answers.input
+        pending = bool(get_typeahead(keys))
+        clear_typeahead(keys)
+        return _flush_terminal_input(keys) or pending
+
     def ask(self, question: str) -> str:
         try:
             return self._answers.prompt(question)
         except KeyboardInterrupt:
             return "n"
+
+
+def _flush_terminal_input(keys: Any) -> bool:
+    """Discard what waits unread on a terminal's input; True when something did."""
+    try:
+        import select
+        import termios
+
+        fd = keys.fileno()
+        if not os.isatty(fd):
+            return False
+        waiting = bool(select.select([fd], [], [], 0)[0])
+        termios.tcflush(fd, termios.TCIFLUSH)
+        return waiting
+    except (ImportError, OSError, ValueError, AttributeError):  # not a POSIX terminal
+        return False
 
 
 def _prompt_toolkit_reader(state_dir: Path) -> PromptToolkitReader | None:
@@ -355,6 +381,12 @@ class Session:
         return "no verified candidate" if result.status == "no_candidate" else result.status
 
     def ask_apply(self, result: Result) -> str:
+        # A "y" typed while the task ran (before the diff was on screen) must neither apply
+        # the diff unseen nor turn into a "no": it is dropped and the question waits.
+        discard = getattr(self.reader, "discard_typeahead", None)
+        if callable(discard) and discard():
+            ui.say(self.console, "ignored keys typed before the diff was shown; answer now",
+                   "yellow")
         while True:
             try:
                 answer = self.reader.ask("Apply? [y/n] ").strip().lower()
