@@ -150,8 +150,11 @@ def test_an_instruct_retry_sends_the_failing_checks_in_a_chat_turn(tmp_path):
     assert result.status == "verified", result.message
     first, retry = backend.calls
     assert not first.messages  # the stub: plain completion
-    assert "The previous attempt failed these checks:\n- TEST FAIL: test_double" in \
-        retry.messages[-1]["content"]
+    user = retry.messages[-1]["content"]
+    assert "Your previous attempt failed these checks:\n- TEST FAIL: test_double" in user
+    # the model sees what it wrote before, not only the stub
+    assert ('Your previous attempt:\n```python\ndef double(x):\n    """Return x doubled."""\n'
+            "    return x + 1\n```") in user
 
 
 def test_a_fenced_answer_becomes_the_body_of_the_function():

@@ -31,7 +31,8 @@ def generate(state: RunState, parts: Collaborators) -> tuple[str, str]:
     job = BodyJob(target=target, instruction=state.description, feedback=feedback,
                   attempt=attempt, candidates=gen.candidates, fix=state.intent == "fix",
                   code=context.code, few_shot=context.few_shot, docs=context.docs,
-                  summary=state.task.session_summary, suffix=fim_suffix(state, parts, target),
+                  summary=state.task.session_summary, previous=previous_function(state),
+                  suffix=fim_suffix(state, parts, target),
                   stop_rule=BodyStop(target.def_indent),
                   code_first=comment_marker(target.path),  # the body starts with code
                   language=language_for_path(target.path) or "")
@@ -109,6 +110,16 @@ def collect(state: RunState, drafts: list[tuple[str, Completion, str, bool]]) ->
             tokens=completion.completion_tokens, source="salvaged" if salvaged else "model"))
     state.result.candidates.extend(state.attempt.candidates)
     return len(state.attempt.candidates)
+
+
+def previous_function(state: RunState) -> str:
+    """On a retry, the target function as the last failed attempt's best candidate wrote it."""
+    previous = state.previous
+    if previous is None or state.attempt.number == 0 or previous.source == "original":
+        return ""
+    target = state.target
+    header = "".join(target.lines[target.start_line: target.header_end])
+    return header + previous.text
 
 
 def current_feedback(state: RunState) -> list[str]:

@@ -37,6 +37,7 @@ def repair(state: RunState, parts: Collaborators) -> tuple[str, str]:
     if attempt.number >= retries:
         attempt.feedback = feedback
         return "exhausted", f"No candidate passed after {attempt.number + 1} attempts"
+    state.previous = best.candidate if best is not None else None
     state.attempt = Attempt(number=attempt.number + 1, feedback=feedback,
                             verified_bodies=attempt.verified_bodies)
     outcome = "retry" if state.new_code is None else "retry_new_code"

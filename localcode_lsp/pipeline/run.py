@@ -130,6 +130,7 @@ class RunState:
         self.originals: dict[str, tuple[str, int | None]] = {}
         self.retrieved: dict[tuple[str, str, int], Retrieved] = {}
         self.next_candidate_id = 1
+        self.previous: Candidate | None = None  # the last failed attempt's best candidate
         self.failing: Failing | None = None  # the last failed attempt, for the error->fix cache
         self.repair_proposed = False  # the error->fix cache proposed a repair for it
 

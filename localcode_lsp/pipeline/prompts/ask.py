@@ -49,6 +49,7 @@ class BodyJob:
     few_shot: str = ""
     docs: str = ""
     summary: str = ""
+    previous: str = ""  # a retry: the function as the failed attempt wrote it
     suffix: str = ""  # the code after the body, for a model with FIM tokens ("" = none)
     stop_rule: StopRule | None = None
     code_first: str = ""  # the language's comment marker: the body starts with code

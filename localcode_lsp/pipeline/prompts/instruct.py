@@ -186,8 +186,10 @@ class InstructFamily:
             task = f"Task: {job.instruction}"
         else:
             task = f"Implement `{name}` as its docstring says."
-        failing = ("The previous attempt failed these checks:\n" if job.attempt
-                   else "It fails these checks now:\n")
+        failing = ("It fails these checks now:\n" if not job.attempt else
+                   "Your previous attempt failed these checks:\n")
+        previous = (f"Your previous attempt:\n```{fence}\n{job.previous.rstrip()}\n```\n"
+                    if job.previous else "")
         sections = [
             Section("summary", job.summary, priority=5),
             Section("docs", f"Library documentation:\n{job.docs}\n" if job.docs else "",
@@ -197,7 +199,7 @@ class InstructFamily:
             Section("code", f"Related code:\n```{fence}\n{job.code}```\n" if job.code else "",
                     priority=4),
             Section("target", f"The function `{name}` in `{target.path}`:\n```{fence}\n"
-                              f"{target.function_text.rstrip()}\n```\n", priority=1),
+                              f"{target.function_text.rstrip()}\n```\n{previous}", priority=1),
             Section("task", f"{task}\nAnswer with the whole function `{name}` (def line, "
                             "docstring and body) in one code block.\n", priority=2),
             Section("feedback", failing + _bullets(job.feedback) if job.feedback else "",
