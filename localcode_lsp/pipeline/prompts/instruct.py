@@ -175,7 +175,8 @@ class InstructFamily:
     def body(self, job: BodyJob) -> list[Ask]:
         question = "implement" if job.implement_only else (
             "fix" if job.fix or job.feedback else "edit")
-        if FORMS[question] == "base":
+        if FORMS[question] == "base" or job.language != "python":
+            # the fenced answer is read back with Python's parser; other languages continue
             return self.base.body(job)
         target = job.target
         fence = fence_language(job.language)
