@@ -86,12 +86,46 @@ def apply_patches(workspace: Workspace, patches: Sequence[Patch]) -> list[Planne
     """Check every patch first, then write each file atomically. Returns what was written.
 
     Raises ApplyRefused before writing anything when any file is stale; a file that changes in
-    the short window between the check and the rename is caught by a second check.
+    the short window between the check and the rename is caught by a second check. All or
+    nothing: when one file cannot be written (disk full, permission, a change on disk), the
+    files already written are put back as they were, and ApplyRefused says so.
     """
     plans = [plan_patch(workspace, patch) for patch in patches]
+    written: list[PlannedWrite] = []
     for plan in plans:
-        write_atomic(plan.target, plan.new_bytes, expected=plan.old_bytes, label=plan.path)
+        try:
+            write_atomic(plan.target, plan.new_bytes, expected=plan.old_bytes, label=plan.path)
+        except (ApplyRefused, OSError) as exc:
+            reason = exc.reason if isinstance(exc, ApplyRefused) else \
+                f"cannot write the file: {exc.strerror or exc}"
+            raise ApplyRefused(plan.path, reason + _roll_back(written)) from None
+        written.append(plan)
     return plans
+
+
+def _roll_back(written: Sequence[PlannedWrite]) -> str:
+    """Put the files of `written` back as they were; a sentence saying what happened."""
+    if not written:
+        return ""
+    failed: list[str] = []
+    for plan in reversed(written):
+        try:
+            if plan.old_bytes is None:
+                if plan.target.read_bytes() == plan.new_bytes:
+                    plan.target.unlink()
+            else:
+                write_atomic(plan.target, plan.old_bytes, expected=plan.new_bytes,
+                             label=plan.path)
+        except (ApplyRefused, OSError):
+            failed.append(plan.path)
+    restored = [plan.path for plan in written if plan.path not in failed]
+    text = ""
+    if restored:
+        text += f"; {', '.join(restored)} restored as before, so nothing was changed"
+    if failed:
+        text += (f"; could NOT restore {', '.join(failed)} (it holds the new version: check "
+                 f"it by hand)")
+    return text
 
 
 def write_atomic(target: Path, data: bytes, *, expected: bytes | None = None,

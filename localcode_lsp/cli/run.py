@@ -11,6 +11,7 @@ cancelled, or the apply was refused), 2 usage or configuration error. Without a 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -87,7 +88,26 @@ def _exit_code(status: str) -> int:
     return EXIT_FAILED
 
 
+# Errors of the machine, not of localcode: said in one line, never as a traceback.
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS)
+
+
 def run(args: argparse.Namespace) -> int:
+    """`localcode run`: a full disk or a permission error ends with one clear line."""
+    try:
+        return _run(args)
+    except OSError as exc:
+        if exc.errno not in _DISK_ERRORS:
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        hint = ("free some disk space" if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+                else "check the permissions of the project and of .localcode/")
+        print(f"localcode run: {exc.strerror or exc}{where}; {hint}, then run it again. "
+              f"Nothing was applied unless it says so above.", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _run(args: argparse.Namespace) -> int:
     from ..engine import Engine
     from ..workspace import OutsideWorkspace
     from . import ui
