@@ -313,13 +313,30 @@ def _check_tools(report: Report, config: Config) -> None:
                required=verification.type_check, hint="" if found else "pip install mypy")
 
 
-def _check_sandbox(report: Report) -> None:
+def _check_sandbox(report: Report, config: Config) -> None:
+    """The isolation mode tests run under; in plain mode, what is not isolated and whether
+    tests run at all ([verification] allow_unisolated)."""
     try:
-        from .verify import isolation_description
+        from .verify import Sandbox
     except ImportError:
         report.add("sandbox", True, "verification sandbox not available in this build")
         return
-    report.add("sandbox", True, isolation_description())
+    sandbox = Sandbox()
+    report.info["isolation"] = sandbox.mode
+    if sandbox.isolated:
+        report.add("sandbox", True, sandbox.isolation_description())
+        return
+    allowed = config.verification.allow_unisolated
+    report.add(
+        "sandbox", allowed,
+        sandbox.isolation_description() + (
+            "; tests, doctests and the type checker RUN anyway ([verification] "
+            "allow_unisolated = true)" if allowed else
+            "; tests, doctests and the type checker are NOT run"),
+        hint="" if allowed else (
+            "install bubblewrap (apt-get install bubblewrap) or allow user namespaces for "
+            "isolation; or set [verification] allow_unisolated = true in your user "
+            "localcode.toml to run project code without it"))
 
 
 def _index_state(report: Report, root: Path | None, engine: Engine | None) -> None:
@@ -391,7 +408,7 @@ def build_report(root: Path | str | None, *, config: Config | None = None,
     _check_tree_sitter(report)
     _check_embedder(report, config)
     _check_tools(report, config)
-    _check_sandbox(report)
+    _check_sandbox(report, config)
     if engine is not None:
         report.info["trusted"] = engine.workspace.trusted
     _index_state(report, project, engine)

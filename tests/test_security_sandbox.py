@@ -275,3 +275,31 @@ def test_plain_mode_result_says_it_was_not_isolated(project):
     result = Sandbox(isolation="plain").run(["true"], project, timeout=10)
     assert result.isolation == "plain"
     assert "NOT ISOLATED" in Sandbox(isolation="plain").isolation_description()
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_doctor_shows_plain_mode_and_what_is_not_isolated(tmp_path, monkeypatch, allowed):
+    from localcode_lsp.config import Config, VerificationConfig
+    from localcode_lsp.doctor import build_report
+
+    monkeypatch.setattr(Sandbox, "_probe", lambda self: "plain")
+    config = Config(verification=VerificationConfig(allow_unisolated=allowed))
+    report = build_report(tmp_path, config=config)
+    check = next(c for c in report.checks if c.name == "sandbox")
+    assert report.info["isolation"] == "plain"
+    assert "NOT ISOLATED" in check.detail and "network" in check.detail
+    assert check.ok is allowed
+    assert ("RUN anyway" in check.detail) is allowed
+    assert allowed or "allow_unisolated" in check.hint
+
+
+@pytest.mark.parametrize("mode", ISOLATED_MODES)
+def test_doctor_names_the_isolation_mode(tmp_path, monkeypatch, mode):
+    require_mode(mode)
+    from localcode_lsp.doctor import build_report
+
+    monkeypatch.setattr(Sandbox, "_probe", lambda self: mode)
+    report = build_report(tmp_path)
+    check = next(c for c in report.checks if c.name == "sandbox")
+    assert check.ok and check.detail.startswith(mode)
+    assert report.info["isolation"] == mode
