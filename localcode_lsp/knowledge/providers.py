@@ -19,8 +19,7 @@ _DOTTED = re.compile(r"\b([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)\b")
 
 
 def _budget(store: KnowledgeStore, share: float) -> int:
-    context = getattr(store.config, "context", None)
-    code_budget = int(getattr(context, "code_budget", 1536)) if context is not None else 1536
+    code_budget = store.config.context.code_budget if store.config is not None else 1536
     return max(64, int(code_budget * share))
 
 

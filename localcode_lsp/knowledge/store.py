@@ -12,8 +12,9 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..config import Config
 from ..context.rag import ContextProvider
 from ..index.languages import is_test_path
 from ..logs import get_logger
@@ -21,6 +22,10 @@ from .docs import DocsLibrary, Fragment
 from .errors import ErrorFixCache, Repair
 from .patterns import Example, PatternLibrary, module_name_for
 from .storage import JsonCache
+
+if TYPE_CHECKING:  # the index loads lazily (tree-sitter, lancedb): its type only here
+    from ..index import CodeIndex
+    from ..workspace import Workspace
 
 log = get_logger("knowledge")
 
@@ -38,8 +43,9 @@ CountTokens = Callable[[str], int]
 class KnowledgeStore:
     """What localcode learned about one workspace, and the providers that put it in prompts."""
 
-    def __init__(self, workspace: Any, config: Any = None, index: Any = None, *,
-                 index_provider: Callable[[], Any] | None = None,
+    def __init__(self, workspace: Workspace, config: Config | None = None,
+                 index: CodeIndex | None = None, *,
+                 index_provider: Callable[[], CodeIndex] | None = None,
                  max_bytes: int = DEFAULT_MAX_BYTES, enabled: bool = True,
                  directory: Path | None = None) -> None:
         self.workspace = workspace
@@ -47,7 +53,7 @@ class KnowledgeStore:
         self._index = index
         self._index_provider = index_provider
         self.enabled = enabled
-        root = Path(getattr(workspace, "root", workspace))
+        root = Path(workspace.root)
         self.root = root
         self.directory = Path(directory) if directory else root / ".localcode" / KNOWLEDGE_DIR
         self.max_bytes = int(max_bytes)
@@ -67,7 +73,7 @@ class KnowledgeStore:
     # --- helpers -----------------------------------------------------------------------------
 
     @property
-    def index(self) -> Any:
+    def index(self) -> CodeIndex | None:
         """The CodeIndex when one is at hand (created on demand by the engine), else None."""
         if self._index is None and self._index_provider is not None:
             try:
@@ -77,15 +83,14 @@ class KnowledgeStore:
             self._index_provider = None
         return self._index
 
-    def _lazy_index(self) -> Any:
+    def _lazy_index(self) -> CodeIndex | None:
         return self.index
 
     def _trusted(self) -> bool:
-        return bool(getattr(self.workspace, "trusted", True))
+        return self.workspace.trusted
 
     def _few_shot_k(self) -> int:
-        context = getattr(self.config, "context", None)
-        return int(getattr(context, "few_shot_examples", 3)) if context is not None else 3
+        return self.config.context.few_shot_examples if self.config is not None else 3
 
     def _count(self, name: str, amount: int = 1) -> None:
         with self._lock:
@@ -96,11 +101,8 @@ class KnowledgeStore:
             self._caches["stats"].set("counters", totals)
 
     def _sync_open_documents(self) -> None:
-        documents = getattr(self.workspace, "open_documents", None)
-        if documents is None:
-            return
         try:
-            for rel, document in documents().items():
+            for rel, document in self.workspace.open_documents().items():
                 if rel.endswith(".py"):
                     self.patterns.update_file(rel, document.text)
         except Exception as exc:  # the overlay is a refinement; disk patterns still serve
@@ -145,13 +147,13 @@ class KnowledgeStore:
     def resolve_workspace_import(self, name: str) -> str | None:
         """`from pkg.mod import name` for a unique top-level workspace definition of `name`."""
         found: list[str] = []
-        find_symbol = getattr(self.index, "find_symbol", None) if self.index is not None else None
-        if find_symbol is not None:
+        index = self.index
+        if index is not None:
             try:
-                for symbol in find_symbol(name) or []:
-                    path = str(getattr(symbol, "path", ""))
-                    qualified = getattr(symbol, "qualified_name", name)
-                    if path.endswith(".py") and qualified == name and not is_test_path(path):
+                for symbol in index.find_symbol(name):
+                    path = symbol.path
+                    if path.endswith(".py") and symbol.qualified_name == name \
+                            and not is_test_path(path):
                         found.append(path)
             except Exception as exc:  # fall back to the pattern library's own table
                 log.debug("index lookup of %s failed: %s", name, exc)
