@@ -16,6 +16,24 @@ if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; th
   exit 2
 fi
 
+# --- sandbox: bubblewrap (begin) ------------------------------------------------------------
+# Tests of the user's project run in bubblewrap where it is installed (the strongest isolation;
+# see README "Reliability"). Install it where we can (Debian/Ubuntu, as root or with passwordless
+# sudo); never fail the bootstrap over it: unshare or plain mode remain.
+if ! command -v bwrap >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then sudo_cmd=(); elif sudo -n true 2>/dev/null; then sudo_cmd=(sudo -n); else sudo_cmd=(false); fi
+  if [ "${sudo_cmd[0]:-}" != false ]; then
+    echo "bootstrap: installing bubblewrap (the verification sandbox)"
+    { "${sudo_cmd[@]}" apt-get install -y -qq bubblewrap >/dev/null 2>&1 \
+      || { "${sudo_cmd[@]}" apt-get update -qq >/dev/null 2>&1 \
+           && "${sudo_cmd[@]}" apt-get install -y -qq bubblewrap >/dev/null 2>&1; }; } \
+      || echo "bootstrap: could not install bubblewrap; tests run under unshare or plain mode (see localcode doctor)" >&2
+  else
+    echo "bootstrap: bubblewrap is not installed (sudo apt-get install bubblewrap for the strongest sandbox)" >&2
+  fi
+fi
+# --- sandbox: bubblewrap (end) --------------------------------------------------------------
+
 stamp="$VENV/.localcode-bootstrap"
 want=$(cat pyproject.toml constraints.txt scripts/bootstrap.sh | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
