@@ -482,3 +482,17 @@ def test_new_code_that_fails_is_retried_through_write_with_the_feedback(tmp_path
                                  "VERIFY"]
     assert "# previous attempt failed: TEST FAIL: test_triple" in backend.calls[1].prompt
     assert result.patches[0].after.endswith("def triple(x):\n    return 3 * x\n")
+
+
+def test_a_task_that_cannot_run_never_loads_the_model(tmp_path):
+    """The collaborators load the model on the first model call: a bad target is reported
+    without it (here no model file exists at all)."""
+    (tmp_path / "calc.py").write_text(CALC)
+    config = dataclasses.replace(Config(), model=dataclasses.replace(
+        Config().model, path=str(tmp_path / "missing.gguf")))
+    engine = Engine(tmp_path, config=config)
+    engine._index = FakeIndex(tmp_path)
+    engine._gate = FakeGate(check_double)
+    result = engine.implement(Task(path="calc.py", symbol="nope", intent="edit"))
+    assert result.status == "error" and result.message.startswith("no function named 'nope'")
+    assert not engine.backend_loaded()
