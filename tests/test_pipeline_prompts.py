@@ -120,6 +120,9 @@ def test_instruct_fix_is_a_chat_turn_with_the_function_the_failure_and_a_fence(t
     assert "```python\ndef double(x):\n    \"\"\"Return x doubled.\"\"\"\n    return x + 1\n```" in user
     assert f"- {FAIL_LINE}" in user
     assert call.prompt.endswith("<|assistant|>\n```python\n")  # the prefill opened the fence
+    # the answer repeats the def line and docstring: their tokens come on top of the body's
+    header = 'def double(x):\n    """Return x doubled."""\n'
+    assert call.max_tokens == GenerationConfig().max_tokens + backend.count_tokens(header)
     # only the body changed: the user's def line and docstring stay as they were
     [patch] = result.patches
     assert patch.after == CALC.replace("return x + 1", "return x * 2")

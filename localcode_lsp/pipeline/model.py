@@ -27,6 +27,7 @@ def call_model(state: RunState, parts: Collaborators, stage: State, ask: Ask, *,
     infill = bool(ask.suffix) and ask.grammar is None and not ask.chat
     suffix_tokens = count(ask.suffix) if infill else 0
     around = count(ask.system) + count(ask.prefill) + CHAT_OVERHEAD_TOKENS if ask.chat else 0
+    max_tokens += count(ask.repeats) if ask.repeats else 0
     max_tokens = max(1, min(max_tokens, state.budget.context_length - prompt.tokens
                             - suffix_tokens - around - 1))
     backend = parts.backend

@@ -32,6 +32,7 @@ class Ask:
     suffix: str = ""
     grammar: str | None = None
     one_greedy: bool = False  # one greedy sample only (else the rest of the candidates)
+    repeats: str = ""  # text the answer repeats before the new part (its tokens come on top)
     read: Callable[[str], str] = as_is
 
 

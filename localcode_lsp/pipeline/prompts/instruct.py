@@ -208,6 +208,7 @@ class InstructFamily:
         ]
         return [Ask(f"body of {name} (attempt {job.attempt})", sections, chat=True,
                     system=code_system(job.language), prefill=f"```{fence}\n", stop=("```",),
+                    repeats="".join(target.lines[target.start_line: target.header_end]),
                     read=lambda text: function_body(fenced_code(text), target.name,
                                                     target.body_indent))]
 
