@@ -16,6 +16,7 @@ from .cancel import Cancelled, CancelToken
 from .config import Config, load_config
 from .data import Result, Task, TraceEvent
 from .inference.backend import Backend
+from .inference.catalogue import AssemblyProgress
 from .logs import get_logger
 from .workspace import Document, Workspace
 
@@ -52,6 +53,8 @@ class Engine:
                                                                      overrides=overrides,
                                                                      trusted=trusted)
         self._backend = backend
+        # hears about a catalogue model's one-time assembly (a progress bar, $/progress)
+        self.model_progress: AssemblyProgress | None = None
         # A backend handed in (tests, benchmarks) stays across reconfigure; one the engine
         # created from [model] is dropped when [model] changes.
         self._backend_given = backend is not None
@@ -97,7 +100,8 @@ class Engine:
             if self._backend is None:
                 from .inference import create_backend
 
-                self._backend = create_backend(self.config, self.workspace.root)
+                self._backend = create_backend(self.config, self.workspace.root,
+                                               self.model_progress)
             return self._backend
 
     def backend_loaded(self) -> bool:

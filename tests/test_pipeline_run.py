@@ -1,5 +1,6 @@
-"""`localcode run` end to end: usage errors (no model), and with the REAL embedded model, the
-real index and the real gate (ruff + pytest in the sandbox) on a copy of examples/inventory."""
+"""`localcode run` end to end: usage errors (no model), and with the REAL default model
+(Qwen2.5-Coder-1.5B-Instruct), the real index and the real gate (ruff + pytest in the sandbox) on
+a copy of examples/inventory."""
 
 from __future__ import annotations
 
@@ -65,12 +66,17 @@ def test_real_model_implements_the_example_stub(copy_fixture, isolated_home):
     ns: dict = {}
     exec((project / "inventory.py").read_text(), ns)
     assert ns["total_value"]([ns["make_item"]("a", 2.0, 3)]) == 6.0
+    # and the project's own tests pass on the applied file
+    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                           cwd=project, capture_output=True, text=True, timeout=120)
+    assert tests.returncode == 0, tests.stdout + tests.stderr
 
 
 @pytest.mark.model
 def test_real_model_reports_no_candidate_and_no_edit(copy_fixture, isolated_home):
     project = copy_fixture("inventory", examples=True)
-    (project / "localcode.toml").write_text(
+    (project / "localcode.toml").write_text(  # the tiny model: what is tested is the refusal
+        '[model]\nname = "gemma-3-270m"\n'
         "[generation]\ncandidates = 2\nmax_retries = 1\nmax_tokens = 64\n")
     # a test no body can pass: the function must return a value it can never know
     (project / "tests" / "test_impossible.py").write_text(

@@ -94,6 +94,7 @@ def _print_table(rows: list[dict]) -> None:
 
 def assemble_with_progress(model) -> object:
     """Assemble `model` into the cache with a rich progress bar on stderr; returns the path."""
+    from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
     from ..inference.catalogue import model_file, model_status
@@ -101,10 +102,28 @@ def assemble_with_progress(model) -> object:
     if model_status(model).assembled is not None:
         return model_file(model)
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                  transient=False, console=None) as bar:
+                  transient=False, console=Console(stderr=True)) as bar:
         task = bar.add_task(f"assembling {model.name}", total=model.size_bytes)
 
         def report(_message: str, done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
         return model_file(model, report)
+
+
+def ensure_model_assembled(config, project_root) -> None:
+    """Before a terminal run: assemble the configured catalogue model now, with a progress bar,
+    instead of silently on the first model call. Problems are left to the backend to report."""
+    from ..config import resolve_model_path
+    from ..inference.backend import BackendError
+    from ..inference.catalogue import find_model, model_status
+
+    if config.model.backend != "llama.cpp" or resolve_model_path(config, project_root):
+        return
+    try:
+        model = find_model(config.model.name)
+        status = model_status(model)
+    except BackendError:
+        return
+    if status.installed and status.assembled is None:
+        assemble_with_progress(model)

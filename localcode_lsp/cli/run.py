@@ -112,6 +112,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..workspace import OutsideWorkspace
     from . import ui
     from .apply import ApplyRefused, apply_patches
+    from .models import ensure_model_assembled
 
     if args.line is not None and not args.file:
         return _usage("--line needs --file")
@@ -128,6 +129,7 @@ def _run(args: argparse.Namespace) -> int:
     root = args.project or os.getcwd()
     trusted = not (getattr(args, "untrusted", False) or args.run_untrusted)
     engine = Engine(root, trusted=trusted)
+    ensure_model_assembled(engine.config, engine.root)  # once, with a progress bar
     try:
         path = engine.workspace.relative(args.file) if args.file else None
     except OutsideWorkspace as exc:

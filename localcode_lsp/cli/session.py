@@ -107,8 +107,11 @@ def _make_engine(root: Path, trusted: bool) -> Any:
         factory = getattr(importlib.import_module(module_name), attr or "create")
         return factory(root, trusted=trusted)
     from ..engine import Engine
+    from .models import ensure_model_assembled
 
-    return Engine(root, trusted=trusted)
+    engine = Engine(root, trusted=trusted)
+    ensure_model_assembled(engine.config, engine.root)  # once, with a progress bar
+    return engine
 
 
 # --- input ------------------------------------------------------------------------------------
