@@ -21,6 +21,9 @@ from pathlib import Path
 
 import pytest
 
+# a skip here (a missing Neovim, node or code-server) fails CI: CI installs them
+pytestmark = pytest.mark.required_in_ci
+
 REPO = Path(__file__).resolve().parent.parent
 EXTENSION = REPO / "editors" / "vscode"
 E2E = Path(__file__).parent / "fixtures" / "editor_vscode_e2e"
@@ -225,8 +228,10 @@ def check_common(result: dict, workspace: Path) -> None:
     # the keybinding is ours alone among every default keybinding of this VS Code
     keys = result["keybindings"]
     assert keys["total"] > 300, keys
-    assert keys["ours"] == ["ctrl+shift+alt+i"] and keys["listed"] == ["ctrl+shift+alt+i"]
+    assert keys["ours"] == ["ctrl+alt+j"] and keys["listed"] == ["ctrl+alt+j"]
     assert keys["conflicts"] == [], keys["conflicts"]
+    # the check sees what the old key collided with (VS Code's Open Chat)
+    assert "workbench.action.chat.open" in keys["ctrlAltI"]
     # the LogOutputChannel got the start-up line (the host writes log channels to files)
     logs = list((workspace.parent / "data" / "logs").glob("*/exthost*/localcode.localcode/localcode.log"))
     assert logs, "no localcode log channel file"
@@ -235,7 +240,8 @@ def check_common(result: dict, workspace: Path) -> None:
 
 def test_code_server_with_stub_server(tmp_path: Path) -> None:
     """The extension's wiring in the real host, fast and deterministic (a stand-in server)."""
-    result, workspace = run_in_code_server(tmp_path, [sys.executable, str(STUB_SERVER)])
+    result, workspace = run_in_code_server(tmp_path, [sys.executable, str(STUB_SERVER)],
+                                           dumpKeys=str(tmp_path / "default-keybindings.json"))
     check_common(result, workspace)
     assert result["inlineItems"] == [{"insertText": "turn a * b", "range": [9, 13, 9, 13]}]
     assert result["health"]["model"]["path"] == "/models/stub.gguf"
@@ -290,8 +296,8 @@ def test_settings_mirror_every_localcode_toml_key() -> None:
 
 
 def test_keybinding_avoids_the_common_ones() -> None:
-    """Not VS Code's Open Chat (ctrl+alt+i) nor macOS developer tools (cmd+alt+i); the check
-    against every default binding runs in the code-server test."""
+    """Not VS Code's Open Chat (ctrl+alt+i), its agent mode (ctrl+shift+alt+i) nor macOS developer
+    tools (cmd+alt+i); the check against every default binding runs in the code-server test."""
     manifest = json.loads((EXTENSION / "package.json").read_text())
     keys = {(binding.get("key"), binding.get("mac")) for binding in manifest["contributes"]["keybindings"]}
-    assert keys == {("ctrl+shift+alt+i", "cmd+shift+alt+i")}
+    assert keys == {("ctrl+alt+j", "ctrl+alt+j")}
