@@ -265,11 +265,17 @@ def test_hostile_frames_against_the_real_server(project, tmp_path):
         client.request("warm", "workspace/executeCommand",
                        {"command": "localcode.health", "arguments": []})
         client.response("warm", timeout=60)
-        # warm-up: one open document and its debounced background index pass (opens lancedb,
-        # fails to find the embedder): one-time costs, not growth
+        # warm-up: one open and edited document and its debounced background index pass (opens
+        # lancedb, fails to find the embedder): one-time costs, not growth. The edit is what
+        # schedules the pass: the server indexed the workspace at start, so opening a file
+        # whose text did not change gives the index nothing new to embed.
+        text = (project / "pkg/mod.py").read_text()
         client.notify("textDocument/didOpen", {"textDocument": {
             "uri": (project / "pkg/mod.py").as_uri(), "languageId": "python", "version": 1,
-            "text": (project / "pkg/mod.py").read_text()}})
+            "text": text}})
+        client.notify("textDocument/didChange", {
+            "textDocument": {"uri": (project / "pkg/mod.py").as_uri(), "version": 2},
+            "contentChanges": [{"text": text + "# warm\n"}]})
         time.sleep(EMBED_DEBOUNCE_SECONDS + 2.0)
         server = psutil.Process(client.process.pid)
         rss: list[int] = []

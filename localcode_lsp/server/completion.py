@@ -53,13 +53,13 @@ class Completion:
             raise JsonRpcInvalidParams(f"Invalid params: {exc}") from None
         where = engine_position(document.text, offset)
         self._requests.link(("completion", uri), request, supersede=SUPERSEDED)
-        await self._progress.load_model(engine, self._pool)
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(
             self._pool,
             lambda: engine.complete(uri, where.line, where.column, cancel=request.cancel))
         try:
-            result = await await_engine(request, future)
+            result = await self._progress.around_model_load(engine,
+                                                            await_engine(request, future))
         except JsonRpcRequestCancelled:
             if request.cancel.reason == SUPERSEDED:
                 return None

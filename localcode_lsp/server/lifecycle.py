@@ -36,6 +36,7 @@ class Lifecycle:
         self._configuration = configuration
         self._watched = watched
         self._pool = pool
+        self._initialized = False
 
     def initialize(self, params: types.InitializeParams) -> None:
         session = self._session
@@ -64,6 +65,9 @@ class Lifecycle:
                  session.client.work_done_progress, session.trusted)
 
     async def initialized(self, params: types.InitializedParams) -> None:
+        if self._initialized:
+            return  # the notification once more (a confused or hostile client): nothing to do
+        self._initialized = True
         if not self._session.trusted:
             self._client.log("localcode: this workspace is not trusted: verification only "
                              "parses candidates and localcode.toml sets only harmless keys "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Any, TypeVar
 
@@ -46,7 +46,7 @@ class Progress:
         self._session = session
         self._requests = requests
         self._active: set[Any] = set()
-        self._loading: dict[int, asyncio.Future[Any]] = {}
+        self._loading: dict[int, None] = {}  # engines whose model load is being shown
 
     # --- a request's progress ----------------------------------------------------------------
 
@@ -118,23 +118,32 @@ class Progress:
         finally:
             self.end(token, f"done in {time.monotonic() - started:.1f} s")
 
-    async def load_model(self, engine: Any, pool: Executor) -> None:
-        """Load `engine`'s model (assembled on first use) under progress; concurrent callers
-        share one load. Engines that do not say whether they loaded are left alone."""
+    async def around_model_load(self, engine: Any, call: Awaitable[T]) -> T:
+        """Await `call` (engine work that needs the model) under a "loading the model" progress
+        when `engine` has not loaded it yet: the first call loads (and on first use assembles)
+        it. The load happens where the engine needs it, never ahead: a call that returns early
+        loads nothing. Engines that do not say whether they loaded are left alone."""
         loaded = getattr(engine, "backend_loaded", None)
-        if loaded is None or loaded():
-            return
         key = id(engine)
-        pending = self._loading.get(key)
-        if pending is None:
-            def load(report: Report) -> None:
-                report("loading the model (assembled from its parts on first use)")
-                engine.backend  # noqa: B018  (the property loads it)
-
-            pending = asyncio.ensure_future(self.run("localcode: loading the model", load, pool))
-            self._loading[key] = pending
-            pending.add_done_callback(lambda _: self._loading.pop(key, None))
-        await asyncio.shield(pending)
+        if loaded is None or loaded() or key in self._loading:
+            return await call
+        self._loading[key] = None  # this call shows the progress; concurrent ones do not
+        try:
+            try:
+                token = await self.begin("localcode: loading the model", None, None,
+                                         cancellable=False)
+            except BaseException:  # cancelled while asking the client for a token
+                if asyncio.iscoroutine(call):
+                    call.close()
+                raise
+            if token is not None:
+                self.report(token, "loading the model (assembled from its parts on first use)")
+            try:
+                return await call
+            finally:
+                self.end(token)
+        finally:
+            self._loading.pop(key, None)
 
     async def first_index(self, engine: Any, pool: Executor) -> None:
         """Build the AST index of a new workspace under progress (files parsed so far)."""
