@@ -250,6 +250,7 @@ def test_code_server_with_stub_server(tmp_path: Path) -> None:
     # $/cancelRequest reached the stand-in server: its running "model" stopped at once
     assert result["cancel"]["secondsAfterCancel"] < 3, result["cancel"]
     seen = json.loads(result["health"]["seen"])
+    assert any(entry["command"] == "$/cancelRequest" for entry in seen), seen
     assert {"command": "slow", "state": "cancelled"} in seen, seen
     # our implement carried a workDoneToken: the server's stages show in our notification
     implement = next(entry for entry in seen if entry["command"] == "implement")
