@@ -9,7 +9,7 @@ import pytest
 
 from localcode_lsp.config import Config
 from localcode_lsp.index import CodeIndex
-from localcode_lsp.index.symbols import Symbol, function_at, parse_symbols
+from localcode_lsp.index.symbols import Symbol, encode_source, function_at, parse_symbols
 from localcode_lsp.workspace import Workspace
 
 SOURCE = '''\
@@ -120,3 +120,13 @@ def test_a_function_being_written_holds_the_blank_lines_below_it(
     assert (found.qualified_name if found else None) == expected
     if found is not None and found.qualified_name != "outer":
         assert found.is_stub
+
+
+def test_text_with_broken_surrogates_still_parses() -> None:
+    """A lone surrogate (a client's broken UTF-16) or an undecodable byte read from disk must
+    not make the finder raise; offsets after it still land in the right function."""
+    text = 'x = "\ud800"\ny = "\udcff"\n\n\ndef f():\n    return 1\n'
+    found = function_at(text, "python", 5, 4)
+    assert found is not None and found.qualified_name == "f"
+    assert encode_source("a\udcffb") == b"a\xffb"  # an escaped byte goes back to that byte
+    assert encode_source("a\ud800b") == b"a?b"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..index.languages import is_test_path
+from ..index.symbols import encode_source
 from ..logs import get_logger
 from .budget import TokenCounter
 
@@ -71,7 +72,7 @@ SOURCE_WEIGHTS = {"callee": 1.0, "import": 0.95, "test": 0.9, "caller": 0.7, "si
 
 def _symbol_text(workspace: Workspace, symbol: Symbol) -> str:
     try:
-        data = workspace.read_text(symbol.path).encode("utf-8", "surrogateescape")
+        data = encode_source(workspace.read_text(symbol.path))
         return data[symbol.start_byte:symbol.end_byte].decode("utf-8", "replace")
     except Exception as exc:  # a vanished file only loses one snippet
         log.debug("cannot read %s: %s", symbol.path, exc)

@@ -40,6 +40,7 @@ from .symbols import (
     Symbol,
     byte_offset,
     enclosing_function,
+    encode_source,
     innermost,
     line_starts,
 )
@@ -114,21 +115,6 @@ class _FileRecord:
         if self.parsed is not None:
             return self.parsed.facts()
         return self.facts or FileFacts()
-
-
-def _encode(text: str) -> bytes:
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", errors="surrogateescape" if _only_escapes(text) else "replace")
-
-
-def _only_escapes(text: str) -> bool:
-    try:
-        text.encode("utf-8", errors="surrogateescape")
-        return True
-    except UnicodeEncodeError:
-        return False
 
 
 class CodeIndex:
@@ -290,7 +276,7 @@ class CodeIndex:
                 return record
         document = self.workspace.document(path)
         if document is not None:
-            source = _encode(document.text)
+            source = encode_source(document.text)
             record = self._parse_record(path, source, len(source), 0, keep_tree=True,
                                         from_overlay=True)
         else:
@@ -394,7 +380,7 @@ class CodeIndex:
         """The editor's new text for a file: incremental tree edit + symbol re-derivation now,
         embedding refresh later on the background worker."""
         path = self._relative(rel_path)
-        source = _encode(text)
+        source = encode_source(text)
         with self._lock:
             record = self._files.get(path)
             if record is not None and record.parsed is not None:
@@ -426,7 +412,7 @@ class CodeIndex:
         """Apply one known edit: bytes [start_byte, old_end_byte) of the current text are
         replaced by `new_text` (which must be new_end_byte - start_byte bytes long)."""
         path = self._relative(rel_path)
-        replacement = _encode(new_text)
+        replacement = encode_source(new_text)
         if start_byte + len(replacement) != new_end_byte:
             raise ValueError(f"new_text is {len(replacement)} bytes, but the edit says "
                              f"{new_end_byte - start_byte}")

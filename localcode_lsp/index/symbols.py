@@ -455,6 +455,22 @@ def derive_symbols(tree: Tree, source: bytes, language: str, path: str, queries:
     return result
 
 
+# --- the bytes every offset refers to ------------------------------------------------------
+
+def encode_source(text: str) -> bytes:
+    """The UTF-8 bytes of `text` that symbol byte offsets refer to: undecodable bytes a file
+    was read with (surrogate escapes) go back to those bytes; any other lone surrogate (a
+    client's broken UTF-16) becomes "?", so encoding never fails."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", errors="surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", errors="replace")
+
+
 # --- which definition holds a position ---------------------------------------------------
 # The one function finder: the server's code actions, the CLI, LOCATE and the dependency graph
 # all ask these (through `CodeIndex.enclosing_function` when the file is indexed).
@@ -531,7 +547,7 @@ def parse_symbols(text: str, language: str, path: str = "", *,
         return []
     parsers = parsers if parsers is not None else ParserCache()
     queries = queries if queries is not None else Queries(parsers)
-    source = text.encode("utf-8", "surrogateescape")
+    source = encode_source(text)
     tree = parsers.parse(language, source)
     symbols = [symbol for _, symbol in derive_symbols(tree, source, language, path, queries)]
     symbols.sort(key=lambda s: (s.start_byte, -s.end_byte))
@@ -543,7 +559,7 @@ def function_at(text: str, language: str, line: int, column: int, path: str = ""
                 queries: Queries | None = None) -> Symbol | None:
     """`enclosing_function` for text the index does not hold (parsed on the spot)."""
     symbols = parse_symbols(text, language, path, parsers=parsers, queries=queries)
-    return enclosing_function(symbols, text.encode("utf-8", "surrogateescape"), line, column)
+    return enclosing_function(symbols, encode_source(text), line, column)
 
 
 # --- imports and calls ---------------------------------------------------------------------

@@ -24,6 +24,7 @@ from ..index.symbols import (
     Symbol,
     called_names,
     derive_symbols,
+    encode_source,
     python_imports,
 )
 
@@ -40,7 +41,7 @@ def _tools() -> tuple[ParserCache, Queries]:
 
 
 def _encode(source: str | bytes) -> bytes:
-    return source.encode("utf-8", "surrogateescape") if isinstance(source, str) else source
+    return encode_source(source) if isinstance(source, str) else source
 
 
 def parse(source: str | bytes) -> Tree:
