@@ -450,7 +450,7 @@ def untrusted_project_layer(layer: Mapping[str, Any]) -> tuple[dict[str, Any], l
     returned as is, so validation reports it as usual.
     """
     if not isinstance(layer, Mapping):
-        return layer, []  # type: ignore[return-value]
+        return layer, []
     kept: dict[str, Any] = {}
     dropped: list[str] = []
     for section, table in layer.items():

@@ -213,7 +213,7 @@ class Gate:
         changed = _changed_lines(request.original_text, candidate.file_text)
         for text in request.extra_files.values():
             changed += len(text.splitlines())
-        details = {"changed_lines": changed}
+        details: dict[str, Any] = {"changed_lines": changed}
         feedback = []
         if is_protected_path(request.path) and not request.allow_protected_edits:
             feedback.append(f"TAMPERING: candidate edits tests/config: {request.path}")

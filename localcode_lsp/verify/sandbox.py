@@ -216,8 +216,8 @@ class Sandbox:
                 return None
             argv = [bwrap, "--unshare-all", "--cap-drop", "ALL", "--die-with-parent",
                     "--new-session", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-            for path in hidden:
-                argv += ["--tmpfs", path]
+            for hidden_dir in hidden:
+                argv += ["--tmpfs", hidden_dir]
             # sources are looked up outside the new mounts, so paths under a hidden dir work
             for path in protect:
                 argv += ["--ro-bind", str(path), str(path)]
@@ -520,10 +520,10 @@ def _unshare_script(protect: Sequence[Path], writable: Sequence[Path], hidden: S
     for mount_point in _disk_mount_points():
         quoted = shlex.quote(mount_point)
         steps.append(f"mount -o remount,bind,ro {quoted} 2>/dev/null || true")
-    for path in hidden:
-        if path == stage:
+    for hidden_dir in hidden:
+        if hidden_dir == stage:
             continue
-        quoted = shlex.quote(path)
+        quoted = shlex.quote(hidden_dir)
         steps.append(f"if [ -d {quoted} ]; then mount -t tmpfs -o size=64m,mode=1777 tmpfs "
                      f"{quoted}; fi")
     for index, (path, how) in enumerate(kept):
