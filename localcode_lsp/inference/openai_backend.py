@@ -217,7 +217,7 @@ class OpenAIBackend:
             "suffix" if kind == "ollama" else (template.name if template else None))
         return ModelInfo(name=name, family="remote", context_length=self.context_length,
                          fim=fim, path=self.url, kind=self._model_kind(kind, name),
-                         chat_template=self._chat_template if kind == "llama-server" else "")
+                         chat_template=(self._chat_template or "") if kind == "llama-server" else "")
 
     def _model_kind(self, server: str, name: str) -> ModelKind:
         """"instruct" when the server serves chat with the model's own template: llama-server
