@@ -30,7 +30,7 @@ class Route:
 def routes_table(server: Any) -> dict[str, Route]:
     """The one table: method -> Route, over the features of `server` (a LocalcodeServer)."""
     lifecycle, sync, actions = server.lifecycle, server.sync, server.actions
-    commands, completion, progress = server.commands, server.completion, server.progress
+    commands, completion, progress = server.commands, server.completion, server.work_progress
     configuration, watched = server.configuration, server.watched
     table = [
         Route(types.INITIALIZE, lifecycle.initialize, LIFECYCLE),

@@ -65,16 +65,17 @@ class LocalcodeServer(LanguageServer):
         self.client = Client(self.protocol)
         self.requests = RequestRegistry()
         self.session = Session(engine_factory, trusted=trusted, log_to_client=self.client.log)
-        self.progress = Progress(self.protocol, self.session, self.requests)
+        self.work_progress = Progress(self.protocol, self.session, self.requests)
         self.sync = DocumentSync(self.session, self.client)
         self.actions = CodeActions(self.session)
-        self.commands = Commands(self.session, self.client, self.progress, self._task_pool)
-        self.completion = Completion(self.session, self.requests, self.progress,
+        self.commands = Commands(self.session, self.client, self.work_progress, self._task_pool)
+        self.completion = Completion(self.session, self.requests, self.work_progress,
                                      self._completion_pool)
         self.configuration = Configuration(self.session, self.client)
         self.watched = WatchedFiles(self.session, self.client, self._task_pool)
-        self.lifecycle = Lifecycle(self, self.session, self.client, self.requests, self.progress,
-                                   self.configuration, self.watched, self._task_pool)
+        self.lifecycle = Lifecycle(self, self.session, self.client, self.requests,
+                                   self.work_progress, self.configuration, self.watched,
+                                   self._task_pool)
         self.routes = routes_table(self)
         register(self, self.routes, COMMANDS)
 
