@@ -96,9 +96,9 @@ export function serverSettings(config: ConfigurationLike, trusted: boolean, apiK
     (tables.model ??= {}).api_key_env = apiKeyEnv;
   }
   const settings: Record<string, unknown> = tables;
-  if (!trusted) {
-    settings.trusted = false;
-  }
+  // the server trusts a workspace only when told so; explain results open as a document here
+  settings.trusted = trusted;
+  settings.explanation_document = true;
   return settings;
 }
 

@@ -78,10 +78,12 @@ test("server and model-location changes need a restart, sampling changes do not"
   assert.equal(settings.needsRestart(affects(["localcode.generation.candidates"])), false);
 });
 
-test("an untrusted workspace also tells the server trusted: false; a trusted one says nothing", () => {
+test("the server is told whether the workspace is trusted (it trusts none by default)", () => {
   const config = configuration({ "generation.candidates": { defaultValue: 5, globalValue: 2 } });
-  assert.deepEqual(settings.serverSettings(config, false), { generation: { candidates: 2 }, trusted: false });
-  assert.deepEqual(settings.serverSettings(config, true), { generation: { candidates: 2 } });
+  assert.deepEqual(settings.serverSettings(config, false),
+    { generation: { candidates: 2 }, trusted: false, explanation_document: true });
+  assert.deepEqual(settings.serverSettings(config, true),
+    { generation: { candidates: 2 }, trusted: true, explanation_document: true });
 });
 
 test("the API key travels only in the server's environment, named by apiKeyEnv", () => {
@@ -94,13 +96,13 @@ test("the API key travels only in the server's environment, named by apiKeyEnv",
   assert.equal(stored.apiKeyEnv, "LOCALCODE_API_KEY");
   assert.equal(base.LOCALCODE_API_KEY, undefined); // the extension host's own env is untouched
   const tables = settings.serverSettings(configuration({}), true, stored.apiKeyEnv);
-  assert.deepEqual(tables, { model: { api_key_env: "LOCALCODE_API_KEY" } });
+  assert.deepEqual(tables.model, { api_key_env: "LOCALCODE_API_KEY" });
   assert.doesNotMatch(JSON.stringify(tables), /sk-secret/);
   // the user's own variable name wins
   const named = configuration({ "model.apiKeyEnv": { defaultValue: "", globalValue: "TEAM_VLLM_KEY" } });
   const mine = settings.serverEnvironment(base, named, true, "sk-secret");
   assert.equal(mine.env.TEAM_VLLM_KEY, "sk-secret");
-  assert.deepEqual(settings.serverSettings(named, true, mine.apiKeyEnv), { model: { api_key_env: "TEAM_VLLM_KEY" } });
+  assert.deepEqual(settings.serverSettings(named, true, mine.apiKeyEnv).model, { api_key_env: "TEAM_VLLM_KEY" });
   // an untrusted workspace cannot pick the variable the key lands in
   const evil = configuration({ "model.apiKeyEnv": { defaultValue: "", workspaceValue: "LD_PRELOAD" } });
   assert.equal(settings.serverEnvironment(base, evil, false, "sk").apiKeyEnv, "LOCALCODE_API_KEY");
