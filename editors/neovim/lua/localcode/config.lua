@@ -130,6 +130,16 @@ function M.lsp_config(options)
     filetypes = options.filetypes,
     root_markers = options.root_markers,
     init_options = vim.deepcopy(options.settings or {}),
+    -- The server trusts a workspace only when told (the same decision as `--untrusted` above),
+    -- and sends no popup beside an explanation this plugin opens as a buffer.
+    before_init = function(params, client_config)
+      local root = (client_config and client_config.root_dir) or vim.fn.getcwd()
+      local init = type(params.initializationOptions) == "table" and params.initializationOptions or {}
+      params.initializationOptions = vim.tbl_extend("force", init, {
+        trusted = M.project_trusted(root, options),
+        explanation_document = true,
+      })
+    end,
     on_attach = function(client, bufnr)
       require("localcode").on_attach(client, bufnr)
     end,
