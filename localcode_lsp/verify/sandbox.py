@@ -63,6 +63,7 @@ MARKER_VARIABLE = "LOCALCODE_SANDBOX_RUN"
 _POLL_SECONDS = 0.05
 _OUTPUT_LIMIT = 1_000_000  # characters of stdout/stderr kept (the tail)
 _PR_SET_PDEATHSIG = 1
+_LAUNCH_FAILED = 127  # the plain launcher's exit code when the command cannot be started
 _DEAD_PROXY = "http://127.0.0.1:9"  # discard port: any proxied request fails fast
 
 
@@ -262,10 +263,6 @@ class Sandbox:
         started = time.monotonic()
         if cancel is not None and cancel.cancelled:
             return ProcessResult(list(argv), None, cancelled=True, isolation=mode)
-        executable = shutil.which(argv[0], path=(env or {}).get("PATH", os.environ.get("PATH")))
-        if executable is None:
-            return ProcessResult(list(argv), None, isolation=mode,
-                                 error=f"cannot run {argv[0]}: not found or not executable")
         # Files the server itself opens (stdin/stdout/stderr) live in a private directory the
         # sandboxed code can neither see nor write, so it cannot plant a link there.
         control = Path(tempfile.mkdtemp(prefix="localcode-ctl-"))
@@ -340,6 +337,9 @@ class Sandbox:
             result.seconds = time.monotonic() - started
         if result.returncode is None and not (result.timed_out or result.cancelled):
             result.returncode = process.returncode
+        if mode == "plain" and result.returncode == _LAUNCH_FAILED and \
+                result.stderr.startswith("cannot run "):
+            result.error = result.stderr.strip().splitlines()[0]  # the launcher's exec failed
         return result
 
     @staticmethod
