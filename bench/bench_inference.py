@@ -16,8 +16,9 @@ Typing: a ~1,300-token module with a function to finish; the cursor goes along o
 body as a user types it, one character at a time, and each keystroke asks the inline
 completion (`pipeline.completion.complete_at`, the server's code path, verification included).
 The first request is cold (another prompt was in the KV cache), the others warm. Each FIM
-layout the model supports is measured ("psm": prefix-suffix-middle, the documented order;
-"spm": suffix first, what localcode uses in process).
+layout the model supports is measured ("psm": prefix-suffix-middle with the hole at the cursor,
+the documented use; "psm-line": the hole opened at the line's start, what localcode uses in
+process; see `inference.fim.FimTemplate.format_layout`).
 """
 
 from __future__ import annotations
@@ -159,7 +160,7 @@ def bench_model(path: Path) -> dict:
     backend.load()
     result["model"] = backend.info.name
     result["fim"] = backend.info.fim
-    layouts = ("psm", "spm") if backend.info.fim else ("none",)
+    layouts = ("psm", "psm-line") if backend.info.fim else ("none",)
     result["typing"] = {layout: bench_typing(backend, layout if layout != "none" else "psm")
                         for layout in layouts}
     backend.close()

@@ -186,23 +186,36 @@ class InProcessFim(ScriptedBackend):
         return super().complete(prompt, stop=(), **kwargs)
 
 
-def test_spm_layout_keeps_the_prompt_stable_while_typing(tmp_path: Path) -> None:
+def test_default_layout_keeps_the_prompt_stable_while_typing(tmp_path: Path) -> None:
     backend = InProcessFim(fim_template="qwen", default="per(items)")
-    assert completion_layout(backend, "spm") == "spm"
-    assert completion_layout(ScriptedBackend(fim_template="qwen"), "spm") == "psm"  # a server
+    assert completion_layout(backend, "psm-line") == "psm-line"
+    assert completion_layout(ScriptedBackend(fim_template="qwen"), "psm-line") == "psm"  # a server
+    assert completion_layout(ScriptedBackend(), "psm-line") == "none"  # no FIM tokens
     for typed in ("    total = he", "    total = hel"):  # one keystroke
         text = MODULE.replace("    CURSOR", typed)
         engine = engine_with(tmp_path, text, backend)
         line = text[: text.index(typed)].count("\n")
         complete_at(engine, "mod.py", line, len(typed))
     first, second = backend.prompts
-    assert first.startswith("<|fim_suffix|>\n    return total")
-    assert first.endswith("    total = he<|fim_middle|>")
-    # everything before the cursor's last characters is the same text: llama.cpp reuses its KV
-    assert second.startswith(first[: -len("<|fim_middle|>")])
-    assert second.endswith("    total = hel<|fim_middle|>")
+    # documented order, the hole opened at the line's start, the typed text begins the middle
+    assert first.startswith("<|fim_prefix|>import os\n")
+    assert "total += item\n<|fim_suffix|>\n    return total\n" in first
+    assert first.endswith("<|fim_middle|>    total = he")
+    # the keystroke only appends to the prompt: llama.cpp reuses the KV cache of all the rest
+    assert second == first + "l"
     sentinels = TEMPLATES["qwen"].stop_strings()
     assert backend.stops[0][-len(sentinels):] == sentinels
+
+
+@pytest.mark.parametrize("layout,expected", [
+    ("psm", "<|fim_prefix|>a\n  b<|fim_suffix|>c<|fim_middle|>"),
+    ("psm-line", "<|fim_prefix|>a\n<|fim_suffix|>c<|fim_middle|>  b"),
+    ("spm", "<|fim_suffix|>c<|fim_prefix|>a\n  b<|fim_middle|>"),
+])
+def test_fim_layouts(layout: str, expected: str) -> None:
+    assert TEMPLATES["qwen"].format_layout("a\n  b", "c", layout) == expected
+    with pytest.raises(ValueError, match="unknown FIM layout"):
+        TEMPLATES["qwen"].format_layout("a", "c", "nope")
 
 
 def test_sentinels_never_reach_the_suggestion(tmp_path: Path) -> None:

@@ -46,15 +46,23 @@ class FimTemplate:
     def format_layout(self, prefix: str, suffix: str, layout: str = "psm") -> str:
         """The prompt in one of `FIM_LAYOUTS`.
 
-        - "psm": prefix, suffix, middle (the order the models are documented with).
-        - "spm": suffix first, then prefix, then the middle marker. While the user types at the
-          cursor only the end of the prompt changes, so llama.cpp reuses the KV cache of all the
-          rest (with "psm" every keystroke re-evaluates the whole suffix).
+        - "psm": prefix, suffix, middle: the order the models are trained and documented with.
+          A keystroke at the cursor changes the prompt before the suffix, so llama.cpp
+          re-evaluates the whole suffix on every keystroke.
+        - "psm-line": the same order with the hole opened at the start of the cursor's line:
+          what the user typed on that line comes after the middle marker, as the beginning of
+          the middle the model continues. Typing on a line then changes only the prompt's last
+          tokens (the suffix is re-evaluated once per new line, not per keystroke).
+        - "spm": suffix, prefix, middle. Qwen2.5-Coder was not trained on it: measured on
+          HumanEval infilling it returns nothing or garbage (kept for models that were).
         """
+        s = self.spacing
         if layout == "psm":
             return self.format(prefix, suffix)
+        if layout == "psm-line":
+            cut = prefix.rfind("\n") + 1
+            return self.format(prefix[:cut], suffix) + prefix[cut:]
         if layout == "spm":
-            s = self.spacing
             return f"{self.suffix_token}{suffix}{s}{self.prefix_token}{s}{prefix}{s}" \
                    f"{self.middle_token}"
         raise ValueError(f"unknown FIM layout {layout!r}; expected one of {', '.join(FIM_LAYOUTS)}")
@@ -93,7 +101,7 @@ TEMPLATES: dict[str, FimTemplate] = {
 }
 
 PREFIX_ONLY = "none"  # forced name meaning: never use a FIM template
-FIM_LAYOUTS = ("psm", "spm")
+FIM_LAYOUTS = ("psm", "psm-line", "spm")
 
 
 def _missing(template: FimTemplate, metadata: GGUFMetadata) -> list[str]:

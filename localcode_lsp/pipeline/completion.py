@@ -6,12 +6,13 @@ extra context sections (from the index, when a caller passes them), then the doc
 `TAIL_STEP_LINES` lines, up to the cursor. The suffix after the cursor goes to the backend's FIM
 template (or, for a model without FIM tokens, steers where generation stops).
 
-With a FIM model in process the prompt is laid out suffix first (`FIM_LAYOUT = "spm"`:
-suffix, then prefix, then the middle marker), so a keystroke at the cursor changes only the
-prompt's last tokens and everything before them comes from the KV cache; with the documented
-prefix-suffix-middle order every keystroke re-evaluates the whole suffix
-(`bench/bench_inference.py` measures both). Every sentinel of the template stops generation and
-never reaches the text.
+With a FIM model in process the prompt keeps the documented prefix-suffix-middle order with the
+hole opened at the start of the cursor's line (`FIM_LAYOUT = "psm-line"`): what the user typed
+on that line follows the middle marker, so a keystroke changes only the prompt's last tokens and
+everything before them comes from the KV cache (with the hole at the cursor every keystroke
+re-evaluates the whole suffix; suffix-first "spm" would be stable too, but Qwen2.5-Coder was not
+trained on it: `bench/bench_infill.py` and `bench/bench_inference.py` measure the three). Every
+sentinel of the template stops generation and never reaches the text.
 
 Multi-line when the cursor starts an empty block body (the line after `def f():`, `if x:`, or a
 `{`), single-line otherwise. A suggestion that merely repeats the text after the cursor is
@@ -39,7 +40,7 @@ HEAD_MAX_LINES = 40
 SUFFIX_MAX_LINES = 40
 SINGLE_LINE_MAX_TOKENS = 48
 MULTI_LINE_MAX_TOKENS = 192
-FIM_LAYOUT = "spm"  # "psm" or "spm" (inference.fim.FIM_LAYOUTS); see the module docstring
+FIM_LAYOUT = "psm-line"  # one of inference.fim.FIM_LAYOUTS; see the module docstring
 
 
 @dataclass(frozen=True)
@@ -211,8 +212,9 @@ def complete_at(engine: Any, path_or_uri: str | Path, line: int, column: int, *,
 
 
 def completion_layout(backend: Any, layout: str) -> str:
-    """The layout `infill` really uses with this backend: "spm" needs a FIM template and the
-    model in process (a server renders its own template); else the backend's own `fim`
+    """The layout `infill` really uses with this backend: "psm-line" and "spm" need a FIM
+    template and the model in process (a server renders its own template); else the backend's
+    own `fim`
     ("psm", or "none": prefix completion for a model without FIM tokens)."""
     name = getattr(backend.info, "fim", None)
     if not name:
@@ -227,7 +229,7 @@ def infill(backend: Any, prefix: str, suffix: str, *, layout: str = FIM_LAYOUT,
            cancel: CancelToken | None = None) -> Completion:
     """One greedy fill-in-the-middle call in `layout` (see `completion_layout`); every sentinel
     of the template stops the generation and is cut from the text."""
-    if completion_layout(backend, layout) != "spm":
+    if completion_layout(backend, layout) in ("psm", "none"):
         return backend.fim(prefix, suffix, max_tokens=max_tokens, stop=stop,
                            stop_rule=stop_rule, cancel=cancel, temperature=0.0, seed=0)
     template = TEMPLATES[backend.info.fim]

@@ -292,7 +292,7 @@ def enclosing_block(document: str, offset: int) -> tuple[int, int]:
 def _error_points(root: Any) -> list[tuple[int, int, bool]]:
     """(row, start byte, is MISSING) of every ERROR / MISSING node, not descending into an
     ERROR."""
-    points = []
+    points: list[tuple[int, int, bool]] = []
     if not root.has_error:
         return points
     stack = [root]
