@@ -190,6 +190,38 @@ def test_host_unix_sockets_under_tmp_run_and_runtime_dir_are_unreachable(project
 
 
 @pytest.mark.parametrize("mode", ISOLATED_MODES)
+def test_credentials_and_agent_sockets_in_home_are_hidden(project, tmp_path, mode, monkeypatch):
+    require_mode(mode)
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_ed25519").write_text("PRIVATE KEY\n")
+    (home / "notes.txt").write_text("readable\n")
+    monkeypatch.setenv("HOME", str(home))
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(home / ".ssh" / "agent.sock"))
+    listener.listen(1)
+    try:
+        script = textwrap.dedent(f"""
+            import os, socket
+            home = {str(home)!r}
+            print("notes", os.path.exists(os.path.join(home, "notes.txt")))
+            print("key", os.path.exists(os.path.join(home, ".ssh", "id_ed25519")))
+            client = socket.socket(socket.AF_UNIX)
+            try:
+                client.connect(os.path.join(home, ".ssh", "agent.sock"))
+                print("CONNECTED")
+            except OSError:
+                print("refused")
+        """)
+        result = Sandbox(protect=[project, home], isolation=mode).run(
+            [sys.executable, "-c", script], project, timeout=30)
+    finally:
+        listener.close()
+    assert result.stdout.split() == ["notes", "True", "key", "False", "refused"], \
+        result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("mode", ISOLATED_MODES)
 def test_host_processes_are_invisible(project, mode):
     require_mode(mode)
     token = f"lc-visible-{uuid.uuid4().hex}"

@@ -224,6 +224,8 @@ class Sandbox:
                 argv += ["--ro-bind", str(path), str(path)]
             for path in writable:
                 argv += ["--bind", str(path), str(path)]
+            for secret in _secret_dirs([*writable, cwd]):
+                argv += ["--tmpfs", secret]
             return [*argv, "--chdir", str(cwd)]
         if mode == "unshare":
             unshare = shutil.which("unshare")
@@ -499,6 +501,31 @@ def _hidden_dirs() -> list[str]:
     return found
 
 
+# Directories of the user's home that hold credentials and agent sockets (ssh ControlMaster
+# and agent sockets, gpg-agent, rootless docker, cloud CLIs): hidden behind an empty tmpfs, as
+# home itself stays readable (a project's interpreter may live there).
+_SECRET_DIRS = (".ssh", ".gnupg", ".aws", ".docker", ".kube", ".azure", ".config/gcloud",
+                ".password-store", ".local/share/keyrings")
+
+
+def _secret_dirs(needed: Sequence[Path]) -> list[str]:
+    """The existing secret dirs of HOME, except one holding a path the run needs."""
+    try:
+        home = Path.home()
+    except (RuntimeError, KeyError):
+        return []
+    found = []
+    for name in _SECRET_DIRS:
+        path = home / name
+        if path.is_symlink() or not path.is_dir():
+            continue
+        real = Path(os.path.realpath(path))
+        if any(_is_within(Path(n), real) for n in needed):
+            continue
+        found.append(str(real))
+    return found
+
+
 def _unshare_script(protect: Sequence[Path], writable: Sequence[Path], hidden: Sequence[str],
                     cwd: Path, setpriv: str) -> str:
     """The shell run as root of the new user namespace: mounts, then drop every capability.
@@ -531,6 +558,8 @@ def _unshare_script(protect: Sequence[Path], writable: Sequence[Path], hidden: S
         steps.append(f"mkdir -p {quoted} 2>/dev/null || true")
         steps.append(f"mount --rbind {stage}/{index} {quoted}")
         steps.append(f"mount -o remount,bind,{how} {quoted}")
+    for secret in _secret_dirs([*writable, cwd]):  # after the binds: HOME re-exposed them
+        steps.append(f"mount -t tmpfs -o size=1m,mode=700 tmpfs {shlex.quote(secret)}")
     steps.append(f"umount -l {stage}")
     steps.append(f"mount -t tmpfs -o size=64m,mode=1777 tmpfs {stage}")
     steps.append("mount -t proc proc /proc")
