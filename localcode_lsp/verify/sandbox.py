@@ -577,22 +577,37 @@ def _unshare_script(protect: Sequence[Path], writable: Sequence[Path], hidden: S
 # kills every descendant when the command ends.
 _PLAIN_LAUNCHER = r"""
 import ctypes, os, signal, sys
-libc = ctypes.CDLL(None, use_errno=True)
-libc.prctl(36, 1, 0, 0, 0)                   # PR_SET_CHILD_SUBREAPER
-libc.prctl(1, signal.SIGTERM, 0, 0, 0)       # PR_SET_PDEATHSIG
+prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)  # Linux only
+if prctl is not None:
+    prctl(36, 1, 0, 0, 0)                    # PR_SET_CHILD_SUBREAPER
+    prctl(1, signal.SIGTERM, 0, 0, 0)        # PR_SET_PDEATHSIG
 if os.getppid() != int(sys.argv[1]):
     os._exit(137)                            # the server is already gone
+def parents():
+    if os.path.isdir("/proc"):
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                try:
+                    with open("/proc/%s/stat" % name, "rb") as handle:
+                        stat = handle.read()
+                    yield int(name), int(stat[stat.rindex(b")") + 2:].split()[1])
+                except (OSError, ValueError, IndexError):
+                    continue
+        return
+    import subprocess                        # no /proc (macOS): ask ps
+    try:
+        listing = subprocess.run(["ps", "-axo", "pid=,ppid="], capture_output=True,
+                                 text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return
+    for line in listing.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[0].isdigit() and fields[1].isdigit():
+            yield int(fields[0]), int(fields[1])
 def descendants():
     children = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open("/proc/%s/stat" % name, "rb") as handle:
-                    stat = handle.read()
-                ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(name))
+    for pid, ppid in parents():
+        children.setdefault(ppid, []).append(pid)
     found, todo = [], [os.getpid()]
     while todo:
         for child in children.get(todo.pop(), ()):
