@@ -175,3 +175,26 @@ def test_a_settings_change_reaches_the_real_engines_gate_and_trust(tmp_path, iso
         assert engine.workspace.trusted is False
     finally:
         server.close()
+
+
+def test_request_registry_owns_every_cancel_token():
+    """Cancel by id, by a linked key (a progress token), supersede by document; a request id
+    the client reuses does not unregister the newer request when the older one ends."""
+    from localcode_lsp.server.requests import RequestRegistry
+
+    registry = RequestRegistry()
+    first = registry.begin(7, "workspace/executeCommand")
+    again = registry.begin(7, "workspace/executeCommand")  # the same id while 7 is in flight
+    registry.end(first)
+    assert registry.get(7) is again
+    registry.link(("progress", "tok"), again)
+    assert registry.cancel_linked(("progress", "tok"), "cancelled from the progress UI")
+    assert again.cancel.cancelled and again.cancel.reason == "cancelled from the progress UI"
+    older = registry.begin("a", "textDocument/inlineCompletion")
+    newer = registry.begin("b", "textDocument/inlineCompletion")
+    registry.link(("completion", "file:///x.py"), older, supersede="superseded")
+    registry.link(("completion", "file:///x.py"), newer, supersede="superseded")
+    assert older.cancel.reason == "superseded" and not newer.cancel.cancelled
+    assert not registry.cancel("never-sent")
+    registry.cancel_all("server exiting")
+    assert newer.cancel.reason == "server exiting"
