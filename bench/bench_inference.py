@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import statistics
 import sys
@@ -175,7 +176,9 @@ def default_models() -> list[Path]:
 
 
 def table(report: dict) -> str:
-    lines = [f"inference benchmark, {report['cores']} cores, {report['machine']}",
+    load = report.get("load_average_before", ["?"])[0], report.get("load_average_after", ["?"])[0]
+    lines = [f"inference benchmark, {report['cores']} cores, {report['machine']}, load average "
+             f"{load[0]} before / {load[1]} after (other processes share the cores)",
              f"{'model':<34} {'raw tok/s':>9} {'backend':>8} {'ratio':>6} {'layout':>6} "
              f"{'prompt':>6} {'cold ms':>8} {'warm p50':>8} {'warm p95':>8} "
              f"{'recomputed':>10} {'verify ms p50/max':>17}"]
@@ -251,10 +254,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         models = args.model or default_models()
         report = {"machine": platform.machine(), "cores": available_cores(),
-                  "python": platform.python_version(), "models": []}
+                  "python": platform.python_version(), "models": [],
+                  "load_average_before": os.getloadavg()}
         for model in models:
             print(f"benchmarking {model.name} ...", flush=True)
             report["models"].append(bench_model(model))
+        report["load_average_after"] = os.getloadavg()
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(table(report))

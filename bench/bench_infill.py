@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import platform
 import statistics
 import sys
@@ -213,6 +214,7 @@ def load(path: Path) -> dict:
 def save(path: Path, report: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     report["summary"] = summarize(report)
+    report.setdefault("load_averages", []).append(round(os.getloadavg()[0], 2))
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(report, indent=1) + "\n")
     tmp.replace(path)
