@@ -211,9 +211,11 @@ def test_default_layout_keeps_the_prompt_stable_while_typing(tmp_path: Path) -> 
     ("psm", "<|fim_prefix|>a\n  b<|fim_suffix|>c<|fim_middle|>"),
     ("psm-line", "<|fim_prefix|>a\n<|fim_suffix|>c<|fim_middle|>  b"),
     ("spm", "<|fim_suffix|>c<|fim_prefix|>a\n  b<|fim_middle|>"),
+    ("psm-line", "<|fim_prefix|>a\n<|fim_suffix|>c<|fim_middle|>"),  # blanks: the model's
 ])
 def test_fim_layouts(layout: str, expected: str) -> None:
-    assert TEMPLATES["qwen"].format_layout("a\n  b", "c", layout) == expected
+    prefix = "a\n    " if expected.endswith("<|fim_middle|>") and layout == "psm-line" else "a\n  b"
+    assert TEMPLATES["qwen"].format_layout(prefix, "c", layout) == expected
     with pytest.raises(ValueError, match="unknown FIM layout"):
         TEMPLATES["qwen"].format_layout("a", "c", "nope")
 
@@ -248,3 +250,14 @@ def test_multiline_suggestion_stops_where_it_repeats_the_code_below(tmp_path: Pa
     result = complete_at(engine, "mod.py", 1, 4)
     assert result.multiline
     assert result.text == "total = sum(items)"
+
+
+def test_blanks_typed_before_the_cursor_are_not_suggested_twice(tmp_path: Path) -> None:
+    # the prompt stops before the line's indentation; the model writes it and it is removed
+    backend = InProcessFim(fim_template="qwen", default="    total *= scale\n")
+    text = MODULE.replace("    CURSOR", "    ")
+    engine = engine_with(tmp_path, text, backend)
+    line = text[: text.index("    \n    return total")].count("\n")
+    result = complete_at(engine, "mod.py", line, 4)
+    assert backend.prompts[0].endswith("<|fim_middle|>")
+    assert result.text == "total *= scale"

@@ -52,7 +52,10 @@ class FimTemplate:
         - "psm-line": the same order with the hole opened at the start of the cursor's line:
           what the user typed on that line comes after the middle marker, as the beginning of
           the middle the model continues. Typing on a line then changes only the prompt's last
-          tokens (the suffix is re-evaluated once per new line, not per keystroke).
+          tokens (the suffix is re-evaluated once per new line, not per keystroke). Trailing
+          blanks stay out of the prompt (a forced lone indentation token makes the model's next
+          token unnatural): the model writes them, and the caller removes them from the text
+          (`line_prefill_blanks`).
         - "spm": suffix, prefix, middle. Qwen2.5-Coder was not trained on it: measured on
           HumanEval infilling it returns nothing or garbage (kept for models that were).
         """
@@ -61,11 +64,17 @@ class FimTemplate:
             return self.format(prefix, suffix)
         if layout == "psm-line":
             cut = prefix.rfind("\n") + 1
-            return self.format(prefix[:cut], suffix) + prefix[cut:]
+            return self.format(prefix[:cut], suffix) + prefix[cut:].rstrip(" \t")
         if layout == "spm":
             return f"{self.suffix_token}{suffix}{s}{self.prefix_token}{s}{prefix}{s}" \
                    f"{self.middle_token}"
         raise ValueError(f"unknown FIM layout {layout!r}; expected one of {', '.join(FIM_LAYOUTS)}")
+
+    @staticmethod
+    def line_prefill_blanks(prefix: str) -> str:
+        """The blanks at the end of the cursor line that "psm-line" leaves for the model."""
+        typed = prefix[prefix.rfind("\n") + 1:]
+        return typed[len(typed.rstrip(" \t")):]
 
     def stop_strings(self) -> list[str]:
         return list(dict.fromkeys(self.sentinels))

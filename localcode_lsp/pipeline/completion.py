@@ -241,7 +241,11 @@ def infill(backend: Any, prefix: str, suffix: str, *, layout: str = FIM_LAYOUT,
     completion = backend.complete(prompt, max_tokens=max_tokens,
                                   stop=[*stop, *template.stop_strings()], stop_rule=stop_rule,
                                   cancel=cancel, temperature=0.0, seed=0)
-    return replace(completion, text=strip_sentinels(completion.text, template.sentinels))
+    text = strip_sentinels(completion.text, template.sentinels)
+    blanks = template.line_prefill_blanks(prefix) if layout == "psm-line" else ""
+    if blanks:  # the model wrote the blanks the user had typed: they are in the document
+        text = text[len(blanks):] if text.startswith(blanks) else text.lstrip(" \t")
+    return replace(completion, text=text)
 
 
 def cut_at_suffix(generated: str, suffix: str) -> str:
