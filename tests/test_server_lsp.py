@@ -75,6 +75,8 @@ async def test_model_load_reports_progress(session):
     ((_, values),) = titled(session, "localcode: explain").items()
     messages = [v.message for v in values if v.kind == "report"]
     assert messages[0].startswith("loading the model") and values[-1].kind == "end"
+    assert messages[1:4] == ["assembling the model 0%", "assembling the model 50%",
+                             "assembling the model 100%"]
     assert not titled(session, "localcode: loading the model")
 
 
@@ -88,7 +90,8 @@ async def test_first_completion_loads_the_model_under_progress(session):
         context=types.InlineCompletionContext(
             trigger_kind=types.InlineCompletionTriggerKind.Invoked)))
     ((_, values),) = titled(session, "localcode: loading the model").items()
-    assert [v.kind for v in values] == ["begin", "report", "end"]
+    assert values[0].kind == "begin" and values[-1].kind == "end"
+    assert values[-2].message == "assembling the model 100%"
     assert values[0].cancellable is False
 
 

@@ -30,7 +30,7 @@ from ..workspace import OutsideWorkspace
 from .client import Client
 from .documents import RangeError, engine_position, offset_of
 from .edits import failure_message, workspace_edit
-from .progress import Progress
+from .progress import Progress, assembly_reporter
 from .requests import Request, await_engine
 from .session import Session
 
@@ -160,6 +160,8 @@ class Commands:
                 loaded = getattr(engine, "backend_loaded", None)
                 if loaded is not None and not loaded():
                     report("loading the model (assembled from its parts on first use)")
+                    if hasattr(engine, "model_progress"):
+                        engine.model_progress = assembly_reporter(report)
                     engine.backend  # noqa: B018  (the property loads it)
                 return engine.implement(task, cancel=request.cancel, on_event=on_event)
 

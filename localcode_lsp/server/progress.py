@@ -38,6 +38,20 @@ def progress_message(event: TraceEvent) -> str:
     return " · ".join(parts)[:200]
 
 
+def assembly_reporter(report: Report) -> Callable[[str, int, int], None]:
+    """An engine's `model_progress` hook (a catalogue model assembled from its parts on first
+    use: message, bytes done, bytes in all) as progress reports, one per percent at most."""
+    last = [-1]
+
+    def on_assembly(message: str, done: int, total: int) -> None:
+        percent = min(100, done * 100 // total) if total > 0 else 100
+        if percent != last[0]:
+            last[0] = percent
+            report(f"{message} {percent}%")
+
+    return on_assembly
+
+
 class Progress:
     """`$/progress` begin/report/end, `window/workDoneProgress/create` and `/cancel`."""
 
@@ -138,6 +152,8 @@ class Progress:
                 raise
             if token is not None:
                 self.report(token, "loading the model (assembled from its parts on first use)")
+                if hasattr(engine, "model_progress"):
+                    engine.model_progress = assembly_reporter(self.reporter(token))
             try:
                 return await call
             finally:
