@@ -418,3 +418,22 @@ def test_doctor_reports_the_model_an_ollama_server_serves(
     model = next(c for c in report["checks"] if c["name"] == "model")
     assert status == 1 and "does not serve 'qwen2.5-coder:7b'" in model["detail"]
     assert OLLAMA_MODEL in model["detail"]
+
+
+def test_gpu_offload_is_reported_as_it_really_is() -> None:
+    """doctor's GPU offload line: a CPU-only llama.cpp build offloads nothing, whatever
+    n_gpu_layers asks; a GPU build offloads what is asked, up to the model's layers."""
+    from localcode_lsp.inference.buildinfo import LlamaBuild, llama_build, offloaded_layers
+
+    cpu = LlamaBuild(installed=True, gpu_offload=False)
+    gpu = LlamaBuild(installed=True, gpu_offload=True)
+    layers, sentence = offloaded_layers(cpu, -1, 28)
+    assert layers == 0 and sentence.startswith("none: this llama.cpp build is CPU-only")
+    assert "offloads 0 of 28 layers" in sentence
+    assert offloaded_layers(gpu, -1, 28)[0] == 28
+    assert offloaded_layers(gpu, 10, 28) == (10, "10 of 28 layers (n_gpu_layers = 10)")
+    assert offloaded_layers(gpu, 99, 28)[0] == 28
+    assert offloaded_layers(gpu, 0, 28)[0] == 0
+    build = llama_build()  # this machine's build (portable, CPU-only)
+    if build.installed:
+        assert build.gpu_offload is False
