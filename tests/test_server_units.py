@@ -198,3 +198,26 @@ def test_request_registry_owns_every_cancel_token():
     assert not registry.cancel("never-sent")
     registry.cancel_all("server exiting")
     assert newer.cancel.reason == "server exiting"
+
+
+def test_trust_is_granted_only_by_the_client_and_never_over_serve_untrusted():
+    from localcode_lsp.server.session import Session
+
+    def quiet(*args, **kwargs):
+        pass
+
+    def session(trusted):
+        return Session(lambda *a, **k: None, trusted=trusted, log_to_client=quiet)
+
+    silent = session(None)
+    silent.take_settings({"generation": {"candidates": 2}}, may_trust=True)
+    assert silent.trusted is False  # nobody said so
+    granted = session(None)
+    granted.take_settings({"localcode": {"trusted": True}}, may_trust=True)
+    assert granted.trusted is True and granted.overrides == {}
+    forced = session(False)  # localcode serve --untrusted
+    forced.take_settings({"trusted": True}, may_trust=True)
+    assert forced.trusted is False
+    settings_only = session(None)
+    settings_only.take_settings({"trusted": True})  # workspace settings (may be the repo's)
+    assert settings_only.trusted is False
