@@ -10,6 +10,7 @@ extraction, totals, the table, the plot, atomic JSON writes and a time budget pe
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import json
 import os
@@ -97,6 +98,26 @@ def code_block(text: str, *, prefilled: bool = False) -> str:
         return text[: end.start()] if end else text
     match = _FENCE.search(text)
     return match.group(2).rstrip("\n") + "\n" if match else text
+
+
+def sanitize(code: str) -> str:
+    """The definitions of a chat answer's code, as EvalPlus's sanitizer keeps them: imports,
+    functions, classes and top-level assignments; the model's own example calls, asserts and
+    `if __name__ == "__main__":` blocks dropped (a wrong assert of its own must not fail a right
+    function). Code that does not parse is returned as it is."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return code
+    kept = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef,
+            ast.Assign, ast.AnnAssign)
+    lines = code.splitlines()
+    parts = []
+    for node in tree.body:
+        if isinstance(node, kept):
+            first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
+            parts.append("\n".join(lines[first - 1:node.end_lineno]))
+    return "\n\n".join(parts) + "\n" if parts else ""
 
 
 def outcome(passed: bool, calls: int, seconds: float, *, returned: bool, **extra: Any) -> dict:

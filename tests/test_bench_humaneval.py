@@ -268,7 +268,9 @@ def test_raw_plain_fim_and_chat_arms_are_scored_with_edits_returned_and_wrong(pr
     from support.scripted_backend import ScriptedBackend
 
     chat_answer = ("def has_close_elements(numbers: List[float], threshold: float) -> bool:\n"
-                   + problem["canonical_solution"] + "```\nThis works because ...")
+                   + problem["canonical_solution"]
+                   + "\nassert has_close_elements([1.0], 0.5) is True  # its own wrong check\n"
+                   + "```\nThis works because ...")
     backend = ScriptedBackend(outputs=[problem["canonical_solution"],  # plain completion
                                        "    return False\n",  # FIM: runs, but wrong
                                        chat_answer], kind="instruct", fim_template="qwen")
@@ -288,6 +290,7 @@ def test_raw_plain_fim_and_chat_arms_are_scored_with_edits_returned_and_wrong(pr
     # the answer left out `from typing import List`: the prompt's imports go first
     assert row["raw_chat"]["passed"] and row["raw_chat"]["program"].startswith(
         "from typing import List")
+    assert "assert" not in row["raw_chat"]["program"]  # EvalPlus's sanitizer drops it
     assert report["outcome"]["raw_fim"]["wrong_edits"] == 1
     assert json.loads(out.read_text())["rows"] == report["rows"]
 
@@ -302,3 +305,21 @@ def test_half_report_runs_only_the_odd_numbered_problems(tmp_path):
                                                          "HumanEval/5"]
     assert report["half"] == "report"
     assert not any(row["raw_greedy"]["passed"] for row in report["rows"])
+
+
+def test_rescore_chat_sanitizes_stored_answers_and_scores_them_again(problem, tmp_path):
+    program = (problem["prompt"] + problem["canonical_solution"]
+               + "\nassert has_close_elements([], 1.0) is True  # the model's wrong check\n")
+    assert not humaneval.passes(problem, program)
+    report = {"problems": 1, "model": "m", "knowledge": "on", "half": "report",
+              "config": {"candidates": 1, "max_retries": 0},
+              "totals": {"raw_chat": {"passed": 0, "model_calls": 1, "seconds": 3.0}},
+              "rows": [{"task_id": "HumanEval/0", "raw_chat": {
+                  "passed": False, "calls": 1, "seconds": 3.0, "edit_returned": True,
+                  "edit_wrong": True, "program": program}}]}
+    out = tmp_path / "he.json"
+    out.write_text(json.dumps(report))
+    assert humaneval.main(["--report-only", "--rescore-chat", "--out", str(out)]) == 0
+    [row] = json.loads(out.read_text())["rows"]
+    assert row["raw_chat"]["passed"] and not row["raw_chat"]["edit_wrong"]
+    assert "assert" not in row["raw_chat"]["program"]

@@ -116,3 +116,13 @@ def test_a_model_path_must_exist(tmp_path):
     assert outcome.with_model(config, str(model)).model.path == str(model)
     assert outcome.with_model(config, name="qwen2.5-coder-0.5b-instruct").model.name == \
         "qwen2.5-coder-0.5b-instruct"
+
+
+def test_sanitize_keeps_definitions_and_drops_the_models_own_checks():
+    code = ("import math\n\nLIMIT = 3\n\n@decorate\ndef f(x):\n    return math.floor(x)\n\n"
+            "assert f(1.5) == 2  # the model's own wrong check\nprint(f(2))\n\n"
+            "if __name__ == '__main__':\n    f(0)\n\nclass A:\n    pass\n")
+    assert outcome.sanitize(code) == ("import math\n\nLIMIT = 3\n\n@decorate\ndef f(x):\n"
+                                      "    return math.floor(x)\n\nclass A:\n    pass\n")
+    assert outcome.sanitize("def f(:\n") == "def f(:\n"  # unparseable: left for the tests to fail
+    assert outcome.sanitize("print(1)\n") == ""

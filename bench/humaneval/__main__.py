@@ -111,7 +111,7 @@ def raw_fim(backend, problem: dict, config: Config) -> str:
 def raw_chat(backend, problem: dict, config: Config) -> str:
     """One greedy chat turn with EvalPlus's instruct prompt; the program is the answer's code
     block after the prompt's import lines (an answer that leaves out `from typing import List`
-    is not failed for that)."""
+    is not failed for that), sanitized as EvalPlus does (its own asserts and prints dropped)."""
     prompt = problem["prompt"].strip()
     answer = outcome.chat(backend, [{"role": "user",
                                      "content": CHAT_INSTRUCTION.format(prompt=prompt)}],
@@ -120,7 +120,7 @@ def raw_chat(backend, problem: dict, config: Config) -> str:
     code = outcome.code_block(answer.text, prefilled=True)
     imports = [line for line in problem["prompt"].splitlines()
                if line.startswith(("import ", "from "))]
-    return "\n".join(imports) + "\n\n" + code if code.strip() else ""
+    return outcome.sanitize("\n".join(imports) + "\n\n" + code) if code.strip() else ""
 
 
 def defines(program: str, name: str) -> bool:
@@ -131,6 +131,21 @@ def defines(program: str, name: str) -> bool:
         return False
     return any(isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name
                for node in tree.body)
+
+
+def rescore_chat(report: dict) -> None:
+    """The raw_chat rows of `report` sanitized and scored again by the hidden tests."""
+    problems = read_problems()
+    for row in report["rows"]:
+        arm = row.get("raw_chat")
+        if not arm or not arm.get("program"):
+            continue
+        problem = problems[row["task_id"]]
+        program = outcome.sanitize(arm["program"])
+        arm.update(outcome.outcome(passes(problem, program), arm["calls"], arm["seconds"],
+                                   returned=defines(program, problem["entry_point"]),
+                                   program=program))
+    report["outcome"] = outcome.totals(report["rows"], tuple(report["totals"]))
 
 
 def problem_number(problem: dict) -> int:
@@ -366,6 +381,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true",
                         help="print the table and draw the plot of --out as it is (a run in "
                              "progress or stopped early), running nothing")
+    parser.add_argument("--rescore-chat", action="store_true",
+                        help="with --report-only: sanitize each stored raw_chat program as "
+                             "EvalPlus does and score it again (reports written before the "
+                             "sanitizer)")
     args = parser.parse_args(argv)
     try:
         numbers = tuple(int(n) for n in args.problems.split(",") if n.strip())
@@ -374,6 +393,9 @@ def main(argv: list[str] | None = None) -> int:
                      f"got {args.problems!r}")
     if args.report_only:
         report = json.loads(args.out.read_text())
+        if args.rescore_chat:
+            rescore_chat(report)
+            outcome.save_json(args.out, report)
         # Totals are recounted from the rows: a report written by an older version of this
         # benchmark then gets the newer columns too.
         report["totals"] = arm_totals(report["rows"], tuple(report["totals"]))
