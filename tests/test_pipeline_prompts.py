@@ -171,6 +171,9 @@ def test_a_fenced_answer_becomes_the_body_of_the_function():
     assert function_body(broken, "f", "  ") == "  return (x\n\n"  # the gate says what broke
     assert function_body("    return 2\n", "f", "    ") == "    return 2\n"
     assert function_body("print('no function')\n", "f", "    ") == ""
+    # an answer that repeats the original before the fixed version: the last one wins
+    repeated = "def f(x):\n    return x + 1\n\n\ndef f(x):\n    return x * 2\n"
+    assert function_body(repeated, "f", "    ") == "    return x * 2\n"
 
 
 # --- the diff review -----------------------------------------------------------------------------

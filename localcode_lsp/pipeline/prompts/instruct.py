@@ -69,22 +69,24 @@ def function_body(code: str, name: str, body_indent: str) -> str:
         tree = ast.parse(code)
     except SyntaxError:  # a broken answer still becomes a candidate: the gate says what broke
         tree = None
-    if tree is not None:
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == short:
-                rest = node.body
-                first = rest[0] if rest else None
-                if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
-                        and isinstance(first.value.value, str)):
-                    rest = rest[1:]
-                if not rest:
-                    return ""
-                if rest[0].lineno == node.lineno:  # `def f(x): return x`
-                    segment = ast.get_source_segment(code, rest[0]) or ""
-                    body = [segment + "\n"]
-                else:
-                    body = lines[rest[0].lineno - 1: node.end_lineno]
-                break
+    definitions = [node for node in ast.walk(tree) if isinstance(
+        node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == short] if tree else []
+    if definitions:
+        # the last definition wins, as it does when Python runs the code (an answer that
+        # repeats the original before its fixed version)
+        node = max(definitions, key=lambda d: d.lineno)
+        rest = node.body
+        first = rest[0] if rest else None
+        if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)):
+            rest = rest[1:]
+        if not rest:
+            return ""
+        if rest[0].lineno == node.lineno:  # `def f(x): return x`
+            segment = ast.get_source_segment(code, rest[0]) or ""
+            body = [segment + "\n"]
+        else:
+            body = lines[rest[0].lineno - 1: node.end_lineno]
     if body is None:
         body = _body_by_indent(lines, short)
     if body is None:
@@ -97,18 +99,18 @@ def function_body(code: str, name: str, body_indent: str) -> str:
 def _body_by_indent(lines: list[str], short: str) -> list[str] | None:
     """Lines after `def short...:` that are indented deeper (an answer that does not parse)."""
     pattern = re.compile(_DEF.format(name=re.escape(short)))
-    for i, line in enumerate(lines):
-        match = pattern.match(line)
-        if match is None:
-            continue
-        depth = len(match.group("indent").expandtabs(8))
-        out = []
-        for later in lines[i + 1:]:
-            if later.strip() and len(later) - len(later.lstrip()) <= depth:
-                break
-            out.append(later)
-        return out
-    return None
+    starts = [(i, match) for i, line in enumerate(lines)
+              if (match := pattern.match(line)) is not None]
+    if not starts:
+        return None
+    i, match = starts[-1]  # the last definition wins
+    depth = len(match.group("indent").expandtabs(8))
+    out = []
+    for later in lines[i + 1:]:
+        if later.strip() and len(later) - len(later.lstrip()) <= depth:
+            break
+        out.append(later)
+    return out
 
 
 def _bullets(lines: Sequence[str]) -> str:
