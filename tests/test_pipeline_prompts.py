@@ -119,6 +119,9 @@ def test_instruct_fix_is_a_chat_turn_with_the_function_the_failure_and_a_fence(t
     user = call.messages[-1]["content"]
     assert "```python\ndef double(x):\n    \"\"\"Return x doubled.\"\"\"\n    return x + 1\n```" in user
     assert f"- {FAIL_LINE}" in user
+    # the failing checks, then what to do with them, last
+    assert user.index(FAIL_LINE) < user.index("Fix the bug in `double` so that these checks pass")
+    assert "make this pass" not in user
     assert call.prompt.endswith("<|assistant|>\n```python\n")  # the prefill opened the fence
     # the answer repeats the def line and docstring: their tokens come on top of the body's
     header = 'def double(x):\n    """Return x doubled."""\n'

@@ -30,6 +30,7 @@ def generate(state: RunState, parts: Collaborators) -> tuple[str, str]:
     context = retrieved(state, parts, target, left)
     job = BodyJob(target=target, instruction=state.description, feedback=feedback,
                   attempt=attempt, candidates=gen.candidates, fix=state.intent == "fix",
+                  user_instruction=state.task.instruction.strip(),
                   code=context.code, few_shot=context.few_shot, docs=context.docs,
                   summary=state.task.session_summary, previous=previous_function(state),
                   suffix=fim_suffix(state, parts, target),

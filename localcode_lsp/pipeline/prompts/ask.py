@@ -41,11 +41,12 @@ class BodyJob:
     """A body for one function: what GENERATE knows when it asks for candidates."""
 
     target: FunctionTarget
-    instruction: str
+    instruction: str  # what the change should do (for a fix, may be derived from its checks)
     feedback: Sequence[str]
     attempt: int
     candidates: int  # how many the stage draws in all
     fix: bool = False  # fix intent: the task is to make failing checks pass
+    user_instruction: str = ""  # the user's own words, when they gave any
     code: str = ""
     few_shot: str = ""
     docs: str = ""

@@ -183,10 +183,11 @@ class InstructFamily:
         target = job.target
         fence = fence_language(job.language)
         name = target.qualified_name
-        if question == "fix" and not job.instruction:
-            task = f"Fix `{name}` so that it passes its checks."
-        elif job.instruction:
-            task = f"Task: {job.instruction}"
+        asked = f"Task: {job.user_instruction}\n" if job.user_instruction else ""
+        if question == "fix":
+            task = f"{asked}Fix the bug in `{name}` so that these checks pass."
+        elif asked:
+            task = asked.rstrip()
         else:
             task = f"Implement `{name}` as its docstring says."
         failing = ("It fails these checks now:\n" if not job.attempt else
@@ -203,10 +204,10 @@ class InstructFamily:
                     priority=4),
             Section("target", f"The function `{name}` in `{target.path}`:\n```{fence}\n"
                               f"{target.function_text.rstrip()}\n```\n{previous}", priority=1),
-            Section("task", f"{task}\nAnswer with the whole function `{name}` (def line, "
-                            "docstring and body) in one code block.\n", priority=2),
             Section("feedback", failing + _bullets(job.feedback) if job.feedback else "",
                     priority=3),
+            Section("task", f"{task}\nAnswer with the whole corrected function `{name}` (def "
+                            "line, docstring and body) in one code block.\n", priority=2),
         ]
         return [Ask(f"body of {name} (attempt {job.attempt})", sections, chat=True,
                     system=code_system(job.language), prefill=f"```{fence}\n", stop=("```",),
