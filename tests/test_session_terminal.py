@@ -307,3 +307,47 @@ def test_keys_typed_before_the_question_are_neither_yes_nor_no(terminal, project
     term.type("y\r")
     term.expect("applied src/config.py")
     assert "    if not isinstance(raw, str):\n" in target.read_text()
+
+
+@pytest.mark.model
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_real_model_session_in_a_real_terminal(copy_fixture, isolated_home: Path,
+                                               tmp_path: Path) -> None:
+    """The default model (no scripted engine), CPR answered, Enter as \\r: `n` leaves the file
+    byte-identical, then `y` applies the same task's diff."""
+    project = copy_fixture("session_model")
+    target = project / "src" / "mathutil.py"
+    original = target.read_bytes()
+    env = dict(os.environ, LOCALCODE_CONFIG_HOME=str(isolated_home), TERM="xterm-256color")
+    for name in ("PROMPT_TOOLKIT_NO_CPR", "LOCALCODE_TEST_ENGINE_FACTORY"):
+        env.pop(name, None)
+    child = pexpect.spawn(LOCALCODE[0], LOCALCODE[1:] + ["--project", str(project)], env=env,
+                          encoding="utf-8", timeout=600, dimensions=(50, 140))
+    transcript = tmp_path / "transcript.txt"
+    child.logfile_read = transcript.open("w", encoding="utf-8")
+    term = Terminal(child)
+    task = "implement the square_of function in src/mathutil.py\r"
+    try:
+        term.expect(PROMPT)
+        term.type(task)
+        term.expect(r"Apply\? \[y/n\]")
+        term.type("n\r")
+        term.expect("not applied; the files are unchanged", timeout=60)
+        term.expect(PROMPT, timeout=60)
+        assert target.read_bytes() == original
+        term.type(task)
+        term.expect(r"Apply\? \[y/n\]")
+        term.type("y\r")
+        term.expect("applied src/mathutil.py", timeout=60)
+        term.expect(PROMPT, timeout=60)
+        assert "raise NotImplementedError" not in target.read_text()
+        child.sendeof()
+        child.expect(pexpect.EOF, timeout=60)
+    except (pexpect.TIMEOUT, pexpect.EOF):
+        child.logfile_read.flush()
+        print(ANSI.sub("", transcript.read_text(encoding="utf-8"))[-6000:])
+        raise
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
