@@ -186,7 +186,7 @@ class InProcessFim(ScriptedBackend):
         return super().complete(prompt, stop=(), **kwargs)
 
 
-def test_default_layout_keeps_the_prompt_stable_while_typing(tmp_path: Path) -> None:
+def test_psm_line_layout_keeps_the_prompt_stable_while_typing(tmp_path: Path) -> None:
     backend = InProcessFim(fim_template="qwen", default="per(items)")
     assert completion_layout(backend, "psm-line") == "psm-line"
     assert completion_layout(ScriptedBackend(fim_template="qwen"), "psm-line") == "psm"  # a server
@@ -195,7 +195,7 @@ def test_default_layout_keeps_the_prompt_stable_while_typing(tmp_path: Path) -> 
         text = MODULE.replace("    CURSOR", typed)
         engine = engine_with(tmp_path, text, backend)
         line = text[: text.index(typed)].count("\n")
-        complete_at(engine, "mod.py", line, len(typed))
+        complete_at(engine, "mod.py", line, len(typed), layout="psm-line")
     first, second = backend.prompts
     # documented order, the hole opened at the line's start, the typed text begins the middle
     assert first.startswith("<|fim_prefix|>import os\n")
@@ -220,16 +220,18 @@ def test_fim_layouts(layout: str, expected: str) -> None:
         TEMPLATES["qwen"].format_layout("a", "c", "nope")
 
 
-def test_sentinels_never_reach_the_suggestion(tmp_path: Path) -> None:
+@pytest.mark.parametrize("layout", ["psm", "psm-line"])
+def test_sentinels_never_reach_the_suggestion(tmp_path: Path, layout: str) -> None:
     backend = InProcessFim(fim_template="qwen",
                            default="sum(items)<|endoftext|><|file_sep|>junk")
     text = MODULE.replace("    CURSOR", "    total = ")
     engine = engine_with(tmp_path, text, backend)
     line = text[: text.index("total = \n")].count("\n")
-    result = complete_at(engine, "mod.py", line, len("    total = "))
+    result = complete_at(engine, "mod.py", line, len("    total = "), layout=layout)
     assert result.text == "sum(items)"
-    for token in TEMPLATES["qwen"].sentinels:
-        assert token in backend.stops[0]
+    if layout == "psm-line":  # the prompt is laid out here: every sentinel is a stop string
+        for token in TEMPLATES["qwen"].sentinels:
+            assert token in backend.stops[0]
 
 
 def test_a_cancelled_completion_shows_nothing(tmp_path: Path) -> None:
@@ -258,6 +260,6 @@ def test_blanks_typed_before_the_cursor_are_not_suggested_twice(tmp_path: Path) 
     text = MODULE.replace("    CURSOR", "    ")
     engine = engine_with(tmp_path, text, backend)
     line = text[: text.index("    \n    return total")].count("\n")
-    result = complete_at(engine, "mod.py", line, 4)
+    result = complete_at(engine, "mod.py", line, 4, layout="psm-line")
     assert backend.prompts[0].endswith("<|fim_middle|>")
     assert result.text == "total *= scale"

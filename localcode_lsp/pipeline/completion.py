@@ -6,13 +6,17 @@ extra context sections (from the index, when a caller passes them), then the doc
 `TAIL_STEP_LINES` lines, up to the cursor. The suffix after the cursor goes to the backend's FIM
 template (or, for a model without FIM tokens, steers where generation stops).
 
-With a FIM model in process the prompt keeps the documented prefix-suffix-middle order with the
-hole opened at the start of the cursor's line (`FIM_LAYOUT = "psm-line"`): what the user typed
-on that line follows the middle marker, so a keystroke changes only the prompt's last tokens and
-everything before them comes from the KV cache (with the hole at the cursor every keystroke
-re-evaluates the whole suffix; suffix-first "spm" would be stable too, but Qwen2.5-Coder was not
-trained on it: `bench/bench_infill.py` and `bench/bench_inference.py` measure the three). Every
-sentinel of the template stops generation and never reaches the text.
+The FIM prompt is laid out as `FIM_LAYOUT` says (`inference.fim.FimTemplate.format_layout`):
+"psm", the documented prefix-suffix-middle order with the hole at the cursor, is the default:
+it is what the model was trained on and it matched raw FIM on HumanEval infilling. Its cost:
+a keystroke at the cursor changes the prompt before the suffix, so the suffix window is
+evaluated again on every keystroke (`SUFFIX_MAX_LINES` bounds it). "psm-line" (the hole opened
+at the line's start, the typed text after the middle marker) only appends to the prompt while
+typing, and suffix-first "spm" too, but Qwen2.5-Coder answered "spm" with nothing or garbage and
+left a plain `return ` empty with "psm-line" (`bench/bench_infill.py`, `bench/bench_inference.py`
+and `tests/test_completion_model.py` measure them). The in-process layouts other than "psm"
+apply only to a model in process; every sentinel of the template stops generation and never
+reaches the text.
 
 Multi-line when the cursor starts an empty block body (the line after `def f():`, `if x:`, or a
 `{`), single-line otherwise. A suggestion that merely repeats the text after the cursor is
@@ -40,7 +44,7 @@ HEAD_MAX_LINES = 40
 SUFFIX_MAX_LINES = 40
 SINGLE_LINE_MAX_TOKENS = 48
 MULTI_LINE_MAX_TOKENS = 192
-FIM_LAYOUT = "psm-line"  # one of inference.fim.FIM_LAYOUTS; see the module docstring
+FIM_LAYOUT = "psm"  # one of inference.fim.FIM_LAYOUTS; see the module docstring
 
 
 @dataclass(frozen=True)
@@ -229,10 +233,15 @@ def infill(backend: Any, prefix: str, suffix: str, *, layout: str = FIM_LAYOUT,
            cancel: CancelToken | None = None) -> Completion:
     """One greedy fill-in-the-middle call in `layout` (see `completion_layout`); every sentinel
     of the template stops the generation and is cut from the text."""
+    template = TEMPLATES.get(getattr(backend.info, "fim", None) or "")
     if completion_layout(backend, layout) in ("psm", "none"):
-        return backend.fim(prefix, suffix, max_tokens=max_tokens, stop=stop,
-                           stop_rule=stop_rule, cancel=cancel, temperature=0.0, seed=0)
-    template = TEMPLATES[backend.info.fim]
+        completion = backend.fim(prefix, suffix, max_tokens=max_tokens, stop=stop,
+                                 stop_rule=stop_rule, cancel=cancel, temperature=0.0, seed=0)
+        if template is None:
+            return completion
+        # the backends stop on the sentinels already; a server that does not is caught here
+        return replace(completion, text=strip_sentinels(completion.text, template.sentinels))
+    assert template is not None
     prompt = template.format_layout(prefix, suffix, layout)
     room = backend.info.context_length - max_tokens - 16
     if backend.count_tokens(prompt) > room:  # the backend would cut the suffix off the left
