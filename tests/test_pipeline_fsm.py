@@ -496,3 +496,25 @@ def test_a_task_that_cannot_run_never_loads_the_model(tmp_path):
     result = engine.implement(Task(path="calc.py", symbol="nope", intent="edit"))
     assert result.status == "error" and result.message.startswith("no function named 'nope'")
     assert not engine.backend_loaded()
+
+
+def test_a_fix_without_diagnostics_starts_from_what_the_tests_say_now(tmp_path):
+    """Real gate and pytest: DIAGNOSE judges the function as it is (the unchanged file is not
+    a 'no change' candidate there), so the first prompt carries the failing test."""
+    from localcode_lsp.config import VerificationConfig
+
+    (tmp_path / "calc.py").write_text("def double(x):\n    return x + 2\n")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_calc.py").write_text(
+        "from calc import double\n\n\ndef test_double():\n    assert double(3) == 6\n")
+    config = dataclasses.replace(
+        Config(), generation=GenerationConfig(candidates=1, max_retries=0),
+        verification=VerificationConfig(lint=False, diff_review=False))
+    backend = ScriptedBackend(outputs=["    return x * 2\n"])
+    engine = Engine(tmp_path, config=config, backend=backend)
+    result = engine.implement(Task(path="calc.py", symbol="double", intent="fix"))
+    engine.close()
+    assert result.status == "verified", result.message
+    assert "no change" not in backend.calls[0].prompt
+    assert "# previous attempt failed: TEST FAIL" in backend.calls[0].prompt
+    assert "assert 5 == 6" in backend.calls[0].prompt

@@ -54,8 +54,8 @@ def diagnose(state: RunState, parts: Collaborators) -> tuple[str, str]:
         target = state.steps[0]
         current = Candidate(id=0, text=target.old_body, file_text=target.file_text,
                             source="original")
-        request = request_for(state, parts, task=state.description
-                              or f"fix {target.qualified_name}")
+        request = replace(request_for(state, parts, task=state.description
+                                      or f"fix {target.qualified_name}"), as_is=True)
         problems = parts.gate.verify(request, current, cancel=state.cancel).feedback
         how = "from its checks now"
     state.diagnosis = problems

@@ -98,6 +98,9 @@ class VerifyRequest:
     defined_elsewhere: frozenset[str] = frozenset()
     # the diff review's prompt form, as the run's prompt family chose it ("text" or "chat")
     review_form: str = "text"
+    # diagnosing the code as it is (a fix without diagnostics): the unchanged file is what is
+    # judged, not a candidate that forgot to change anything
+    as_is: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "test_refs", tuple(self.test_refs))
@@ -423,6 +426,8 @@ class Gate:
                      cancel: CancelToken | None) -> GateResult:
         if not request.task.strip():
             return GateResult("review", True, skipped="no task description to review against")
+        if request.as_is:
+            return GateResult("review", True, skipped="no change to review")
         if self._backend is None:
             return GateResult("review", True, skipped="no model backend")
         try:
@@ -635,7 +640,8 @@ def bad_candidate_problem(request: VerifyRequest, candidate: Candidate) -> str:
     except UnicodeEncodeError:
         return "BAD CANDIDATE: binary content (not valid text)"
     if file_text == request.original_text and not request.extra_files \
-            and not request.base_files:  # a caller may need no change of its own after a step
+            and not request.base_files and not request.as_is:
+        # (a caller may need no change of its own after a step)
         return "BAD CANDIDATE: no change (the file is identical to the original)"
     return ""
 
