@@ -142,3 +142,23 @@ def test_a_broken_store_runs_without_cache_instead_of_crashing(tmp_path):
     assert store.search(np.zeros(8, dtype=np.float32), 3) == []
     assert store.disabled
     assert (root / ".localcode").read_text() == "not a directory\n"
+
+
+def test_the_terminal_session_never_writes_its_log_or_history_through_a_localcode_link(
+        tmp_path, isolated_home):
+    """A repository that commits `.localcode -> ~/somewhere`: the session (piped input, so it
+    reads to the end and leaves) writes neither its log nor its history there."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "repo"
+    elsewhere = tmp_path / "elsewhere"
+    root.mkdir()
+    elsewhere.mkdir()
+    (root / "m.py").write_text("def f():\n    return 1\n")
+    os.symlink(elsewhere, root / ".localcode")
+    proc = subprocess.run([sys.executable, "-m", "localcode_lsp", "--project", str(root)],
+                          input="", capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, LOCALCODE_CONFIG_HOME=str(isolated_home)))
+    assert proc.returncode == 0, proc.stderr
+    assert list(elsewhere.iterdir()) == []

@@ -72,7 +72,10 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("LANCE_LOG", "error")
     os.environ.setdefault("TQDM_DISABLE", "1")
     engine = _make_engine(root, trusted)
-    state_dir = Path(engine.root) / ".localcode"
+    # the workspace's own choice: a private temporary folder when .localcode is a link or
+    # unwritable (the history and the log are never written through a link)
+    workspace = getattr(engine, "workspace", None)
+    state_dir = workspace.state_dir if workspace is not None else Path(engine.root) / ".localcode"
     setup_logging(state_dir, getattr(args, "log_level", "INFO"), stderr=True)
     _warnings_to_log_file()
     interactive = sys.stdin.isatty() and sys.stdout.isatty()

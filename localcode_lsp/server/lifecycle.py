@@ -56,8 +56,12 @@ class Lifecycle:
         session.take_settings(params.initialization_options, may_trust=True)
         if session.roots:
             from ..logs import setup_logging
+            from ..workspace import state_dir_problem
 
-            setup_logging(session.roots[0] / ".localcode", self._server.log_level, stderr=True)
+            # a committed `.localcode` link is never followed: then the log goes to stderr only
+            root = session.roots[0]
+            log_dir = None if state_dir_problem(root) else root / ".localcode"
+            setup_logging(log_dir, self._server.log_level, stderr=True)
         if params.process_id is not None and params.process_id > 0:
             self._server.watch_client_process(params.process_id)
         log.info("initialized: roots=%s encoding=%s progress=%s trusted=%s",
