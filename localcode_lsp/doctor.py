@@ -344,9 +344,8 @@ def _index_state(report: Report, root: Path | None, engine: Engine | None) -> No
         return
     state = root / ".localcode"
     index_dir = state / "index"
-    if engine is not None and engine._index is not None and hasattr(engine.index, "stats"):
-        stats = engine.index.stats()
-        stats_dict = asdict(stats) if hasattr(stats, "__dataclass_fields__") else dict(stats)
+    if engine is not None and engine._index is not None:
+        stats_dict = engine.index.stats()
         report.info["index"] = stats_dict
         report.add("index", True, ", ".join(f"{k} {v}" for k, v in stats_dict.items()))
     elif index_dir.exists():

@@ -297,7 +297,7 @@ class LlamaCppBackend:
         formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos,
                                         add_generation_prompt=True)
         try:
-            rendered = formatter(messages=[dict(m) for m in messages])
+            rendered = formatter(messages=[dict(m) for m in messages])  # type: ignore[misc]
         except Exception as exc:  # jinja2 errors of a template the GGUF ships
             raise BackendError(f"the chat template of {self.model_path.name} failed: {exc}") \
                 from exc
