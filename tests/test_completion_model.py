@@ -22,7 +22,7 @@ MODULE = '''import math
 
 def circle_area(radius: float) -> float:
     """Area of a circle of the given radius."""
-    TYPED
+TYPED
 
 
 def main() -> None:
