@@ -347,6 +347,36 @@ async def test_new_completion_cancels_the_stale_one(session):
         await second
 
 
+async def test_ghost_text_and_the_completion_menu_do_not_cancel_each_other(session):
+    """Neovim 0.11 asks both for one document (ghost text and the completion menu): a newer
+    request of one kind supersedes only an older one of the same kind."""
+    uri, text = open_calc(session)
+    session.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+        content_changes=[types.TextDocumentContentChangePartial(
+            range=types.Range(start=types.Position(line=0, character=0),
+                              end=types.Position(line=0, character=0)),
+            text="# slow_completion\n")]))
+    position = types.Position(line=0, character=2)
+    ghost = asyncio.ensure_future(session.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri), position=position,
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Automatic))))
+    await asyncio.sleep(0.2)
+    menu = asyncio.ensure_future(session.text_document_completion_async(types.CompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=position)))
+    await asyncio.sleep(0.5)
+    assert not ghost.done()  # the menu request did not supersede the ghost text
+    for msg_id in list(session.protocol._request_futures):
+        session.protocol.notify("$/cancelRequest", types.CancelParams(id=msg_id))
+    for pending in (ghost, menu):
+        try:
+            await pending
+        except JsonRpcException:
+            pass
+
+
 async def test_configuration_change_and_invalid_settings(session):
     uri, _ = open_calc(session)
     session.workspace_did_change_configuration(types.DidChangeConfigurationParams(

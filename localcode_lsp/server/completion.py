@@ -39,9 +39,11 @@ class Completion:
         self._progress = progress
         self._pool = pool
 
-    async def _complete(self, uri: str, position: types.Position, request: Request
+    async def _complete(self, uri: str, position: types.Position, request: Request, kind: str
                         ) -> tuple[str, OpenDocument, int] | None:
-        """One engine completion for the cursor; None when there is nothing to offer."""
+        """One engine completion for the cursor; None when there is nothing to offer. A newer
+        request of the same `kind` for the same document supersedes this one; ghost text and
+        the completion menu are separate kinds, so they never cancel each other."""
         document = self._session.documents.get(uri)
         engine = self._session.engine_for(uri) if document else None
         if document is None or engine is None:
@@ -52,7 +54,7 @@ class Completion:
         except RangeError as exc:
             raise JsonRpcInvalidParams(f"Invalid params: {exc}") from None
         where = engine_position(document.text, offset)
-        self._requests.link(("completion", uri), request, supersede=SUPERSEDED)
+        self._requests.link((kind, uri), request, supersede=SUPERSEDED)
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(
             self._pool,
@@ -74,7 +76,8 @@ class Completion:
 
     async def inline(self, params: types.InlineCompletionParams, request: Request
                      ) -> types.InlineCompletionList:
-        completed = await self._complete(params.text_document.uri, params.position, request)
+        completed = await self._complete(params.text_document.uri, params.position, request,
+                                         "inline")
         if completed is None:
             return types.InlineCompletionList(items=[])
         text, _, _ = completed
@@ -86,7 +89,8 @@ class Completion:
         empty = types.CompletionList(is_incomplete=True, items=[])
         if self._session.client.inline_completion:
             return empty  # the client asks textDocument/inlineCompletion: do not run twice
-        completed = await self._complete(params.text_document.uri, params.position, request)
+        completed = await self._complete(params.text_document.uri, params.position, request,
+                                         "completion")
         if completed is None:
             return empty
         text, document, offset = completed
