@@ -1,5 +1,6 @@
 """The real session, end to end: a pseudo-terminal (pexpect), the real index, pipeline, gates and
-the embedded gemma-3-270m model, on tests/fixtures/session_model (a stub `square_of` with a test).
+the default model (Qwen2.5-Coder-1.5B-Instruct), on tests/fixtures/session_model (a stub
+`square_of` with a test that the gate runs, and that runs again on the applied file).
 
 One spawned session does everything so the model and index load once: a task whose diff is
 refused with `n` (file byte-identical), the same task applied with `y` (new inode, tests pass),
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -79,6 +81,9 @@ def test_real_session_apply_refuse_cancel_and_leave(copy_fixture, isolated_home,
         assert target.stat().st_ino != inode
         for line in added:  # what the diff showed is what the file now holds
             assert line.strip()[1:].strip() in text
+        tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                               cwd=project, capture_output=True, text=True, timeout=120)
+        assert tests.returncode == 0, tests.stdout + tests.stderr  # the applied code passes
 
         child.sendline("rewrite the negate_value function in src/mathutil.py to subtract x from zero")
         child.expect(r"\[PLAN\]")  # GENERATE starts right after the PLAN line

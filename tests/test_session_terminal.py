@@ -342,6 +342,9 @@ def test_real_model_session_in_a_real_terminal(copy_fixture, isolated_home: Path
         term.expect("applied src/mathutil.py", timeout=60)
         term.expect(PROMPT, timeout=60)
         assert "raise NotImplementedError" not in target.read_text()
+        tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                               cwd=project, capture_output=True, text=True, timeout=120)
+        assert tests.returncode == 0, tests.stdout + tests.stderr  # the applied code passes
         child.sendeof()
         child.expect(pexpect.EOF, timeout=60)
     except (pexpect.TIMEOUT, pexpect.EOF):
