@@ -12,9 +12,10 @@ it is what the model was trained on and it matched raw FIM on HumanEval infillin
 a keystroke at the cursor changes the prompt before the suffix, so the suffix window is
 evaluated again on every keystroke (`SUFFIX_MAX_LINES` bounds it). "psm-line" (the hole opened
 at the line's start, the typed text after the middle marker) only appends to the prompt while
-typing, and suffix-first "spm" too, but Qwen2.5-Coder answered "spm" with nothing or garbage and
-left a plain `return ` empty with "psm-line" (`bench/bench_infill.py`, `bench/bench_inference.py`
-and `tests/test_completion_model.py` measure them). The in-process layouts other than "psm"
+typing, and suffix-first "spm" too, but Qwen2.5-Coder answered "spm" with nothing or garbage
+(`bench/bench_infill.py`), and with "psm-line" a cursor inside a word gets continuations that
+break the word (`shape.ar` + `ra()`, `bench/bench_inference.py`); its infilling pass rate is
+not measured yet. The in-process layouts other than "psm"
 apply only to a model in process; every sentinel of the template stops generation and never
 reaches the text.
 
