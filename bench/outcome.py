@@ -42,6 +42,20 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                              "(0 = no limit); go on later with --resume")
 
 
+def add_set_arguments(parser: argparse.ArgumentParser, arms: tuple[str, ...], data: Path,
+                      out: Path) -> None:
+    """The options of a benchmark over a fixed problem set run through the harness: which arms,
+    how many problems, the harness's candidates and retries, resuming, the set, the report."""
+    parser.add_argument("--arms", default=",".join(arms))
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--candidates", type=int, default=5)
+    parser.add_argument("--retries", type=int, default=3)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--data", type=Path, default=data)
+    parser.add_argument("--out", type=Path, default=out)
+    parser.add_argument("--report-only", action="store_true")
+
+
 def with_model(config: Config, path: str = "", name: str = "") -> Config:
     """`config` loading the model at `path` (absolute), or the catalogue entry `name`."""
     if path:

@@ -151,15 +151,8 @@ def select(items: list[dict], half: str, numbers: tuple[int, ...],
 def main(argv: list[str] | None = None, backend=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bugfix")
     outcome.add_common_arguments(parser)
-    parser.add_argument("--arms", default=",".join(ARMS))
+    outcome.add_set_arguments(parser, ARMS, DATA, RESULTS / "bugfix.json")
     parser.add_argument("--problems", default="", help="comma-separated HumanEval numbers")
-    parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--candidates", type=int, default=5)
-    parser.add_argument("--retries", type=int, default=3)
-    parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--out", type=Path, default=RESULTS / "bugfix.json")
-    parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args(argv)
     if args.report_only:
         report = json.loads(args.out.read_text())

@@ -119,16 +119,9 @@ def select(functions: list[dict], half: str, only: tuple[str, ...],
 def main(argv: list[str] | None = None, backend=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.repo")
     outcome.add_common_arguments(parser)
-    parser.add_argument("--arms", default=",".join(ARMS))
+    outcome.add_set_arguments(parser, ARMS, DATA, RESULTS / "repo.json")
     parser.add_argument("--only", default="", help="comma-separated function names")
-    parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--candidates", type=int, default=5)
-    parser.add_argument("--retries", type=int, default=3)
-    parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--cache", type=Path, default=CACHE)
-    parser.add_argument("--out", type=Path, default=RESULTS / "repo.json")
-    parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args(argv)
     if args.report_only:
         report = json.loads(args.out.read_text())
