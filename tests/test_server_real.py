@@ -3,6 +3,7 @@ pytest-lsp (VS Code and Neovim capabilities). Loads the model: run under the mod
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import subprocess
 import sys
@@ -84,9 +85,12 @@ async def test_inline_completion_with_the_real_model(real_session):
             text_document=types.TextDocumentIdentifier(uri=uri), position=position,
             context=types.InlineCompletionContext(
                 trigger_kind=types.InlineCompletionTriggerKind.Invoked))), 120)
+    assert inline.items, "the default model offered no suggestion after `return `"
     for item in inline.items:
         assert item.insert_text.strip()
         assert item.range.start == position
+        typed = lines[:line] + ["    return " + item.insert_text] + lines[line + 1:]
+        ast.parse("\n".join(typed))  # the suggestion parses in place
     completion = await asyncio.wait_for(client.text_document_completion_async(
         types.CompletionParams(text_document=types.TextDocumentIdentifier(uri=uri),
                                position=position)), 120)
