@@ -1,5 +1,5 @@
-"""End to end with the real engine and the real embedded model: `localcode serve` under
-pytest-lsp (VS Code and Neovim capabilities). Loads the model: run under the model lock."""
+"""End to end with the real engine and the real default model (Qwen2.5-Coder-1.5B-Instruct):
+`localcode serve` under pytest-lsp (VS Code and Neovim capabilities). Run under the model lock."""
 
 from __future__ import annotations
 
