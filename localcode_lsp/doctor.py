@@ -21,8 +21,6 @@ from .config import Config, ConfigError, IndexConfig, load_config, resolve_model
 if TYPE_CHECKING:
     from .engine import Engine
 
-TREE_SITTER_LANGUAGES = ("python", "javascript", "typescript", "tsx", "rust", "go", "lua", "java",
-                         "c", "cpp")
 
 
 @dataclass
@@ -263,8 +261,10 @@ def _check_tree_sitter(report: Report) -> None:
     except ImportError as exc:
         report.add("tree-sitter", False, f"tree-sitter-language-pack missing: {exc}", required=True)
         return
+    from .index.languages import EXTENSIONS
+
     loaded, failed = [], []
-    for language in TREE_SITTER_LANGUAGES:
+    for language in sorted(set(EXTENSIONS.values())):  # every language the index reads
         try:
             get_parser(language)  # type: ignore[arg-type]  # a failing name is reported
             loaded.append(language)

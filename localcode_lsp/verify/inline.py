@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..index.languages import ParserCache
+from ..index.syntax import error_nodes
 
 # names every module has without binding them
 MODULE_DUNDERS = frozenset({"__name__", "__file__", "__doc__", "__spec__", "__loader__",
@@ -290,20 +291,9 @@ def enclosing_block(document: str, offset: int) -> tuple[int, int]:
 
 
 def _error_points(root: Any) -> list[tuple[int, int, bool]]:
-    """(row, start byte, is MISSING) of every ERROR / MISSING node, not descending into an
-    ERROR."""
-    points: list[tuple[int, int, bool]] = []
-    if not root.has_error:
-        return points
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if node.is_missing or node.type == "ERROR":
-            points.append((node.start_point[0], node.start_byte, bool(node.is_missing)))
-            continue
-        if node.has_error:
-            stack.extend(node.children)
-    return points
+    """(row, start byte, is MISSING) of every ERROR / MISSING node (index.syntax's walk)."""
+    return [(node.start_point[0], node.start_byte, bool(node.is_missing))
+            for node in error_nodes(root)]
 
 
 def _error_lines(root: Any) -> frozenset[int]:

@@ -14,6 +14,7 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from ..index.languages import conventional_test_names
 from .workcopy import SKIPPED_DIRS
 
 DASH = "\u2014"  # the em dash of `TEST FAIL: name — message`
@@ -133,10 +134,9 @@ def _module_to_file(classname: str, name: str) -> str:
 def discover_tests(root: Path, target: str) -> list[str]:
     """Test files for `target` by naming convention (test_<stem>.py, <stem>_test.py)."""
     posix = PurePosixPath(target)
-    stem = posix.parent.name if posix.stem == "__init__" else posix.stem
-    if not stem:
+    names = conventional_test_names(target)
+    if not names:
         return []
-    names = {f"test_{stem}.py", f"{stem}_test.py"}
     if posix.name in names or posix.name.startswith("test_"):
         return [target]  # the target is itself a test file
     found: list[str] = []
