@@ -335,3 +335,30 @@ def test_doctor_names_the_isolation_mode(tmp_path, monkeypatch, mode):
     check = next(c for c in report.checks if c.name == "sandbox")
     assert check.ok and check.detail.startswith(mode)
     assert report.info["isolation"] == mode
+
+
+@pytest.mark.parametrize("mode", ISOLATED_MODES)
+def test_an_interpreter_under_a_hidden_dir_still_runs_inside(tmp_path, mode):
+    """A checkout in /tmp has its venv in /tmp, which the sandbox hides behind an empty tmpfs:
+    the running interpreter's environment must stay visible (read-only), or no tool runs."""
+    require_mode(mode)
+    venv = Path(tempfile.mkdtemp(prefix="localcode-venv-", dir="/tmp")) / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages",
+                    str(venv)], check=True, timeout=120)
+    repo = Path(__file__).resolve().parent.parent
+    import site
+
+    paths = [str(repo), *site.getsitepackages()]  # localcode and its dependencies
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path[:0] = {paths!r}
+        from pathlib import Path
+        from localcode_lsp.verify import Sandbox
+        result = Sandbox(isolation={mode!r}).run(
+            [sys.executable, "-c", "print('inside ok')"], Path({str(tmp_path)!r}), timeout=30)
+        print(result.isolation, repr(result.error), result.stdout.strip(), result.returncode)
+    """)
+    done = subprocess.run([str(venv / "bin" / "python"), "-c", script], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "inside ok" in done.stdout and done.stdout.split()[0] == mode, done.stdout

@@ -118,7 +118,10 @@ class Sandbox:
 
         `isolation` forces a mode ("bubblewrap", "unshare", "plain"); None = strongest that works.
         """
-        self._protect = [Path(p) for p in protect]
+        # this interpreter (and the tools of its environment: ruff, pytest) stays visible
+        # read-only even where it lives under a hidden dir (a checkout in /tmp has its venv there)
+        interpreter = [Path(sys.prefix), Path(sys.base_prefix)]
+        self._protect = [Path(p) for p in (*protect, *interpreter) if str(p) != "/"]
         self._forced = isolation
         self._mode: str | None = None
         self._lock = threading.Lock()
