@@ -135,10 +135,13 @@ def test_cleanup_never_chmods_through_a_link(tmp_path):
         for path in (base, base / "tree", base / "tree" / "locked", victim):
             os.lchown(path, 65534, 65534)
         os.lchown(base / "tree" / "locked" / "link", 65534, 65534)
-        parent = tmp_path
-        while parent != parent.parent:
-            os.chmod(parent, os.stat(parent).st_mode | 0o011)  # traversable for that user
-            parent = parent.parent
+        # that user must reach the work dir, this checkout (a fresh clone may sit in a 0700
+        # mktemp dir) and the interpreter's environment
+        for start in (tmp_path, Path(__file__).resolve().parents[1], Path(sys.prefix)):
+            parent = start
+            while parent != parent.parent:
+                os.chmod(parent, os.stat(parent).st_mode | 0o011)  # traversable for that user
+                parent = parent.parent
         argv = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *argv]
     completed = subprocess.run(argv, capture_output=True, text=True, timeout=60,
                                cwd=Path(__file__).resolve().parents[1])
