@@ -81,6 +81,37 @@ def test_unknown_arms_are_named(tmp_path):
                         str(tmp_path / "x.json")])
 
 
+class _SamplingBackend:
+    """Samples the canonical body for every k-th draw: pass@k needs k draws to see it."""
+
+    def __init__(self, body: str) -> None:
+        self.body, self.draws = body, []
+        self.info = type("Info", (), {"name": "scripted"})()
+
+    def candidates(self, prompt, n, **_):
+        self.draws.append(n)
+        return [type("Out", (), {"text": self.body if i == n - 1 else "    return None\n"})()
+                for i in range(n)]
+
+
+def test_pass_at_k_can_take_k_from_an_earlier_harness_run(tmp_path, problem):
+    earlier = tmp_path / "localcode.json"
+    earlier.write_text(json.dumps({"rows": [
+        {"task_id": "HumanEval/0", "harness_hidden": _harness_row(True, "verified", [0])}]}))
+    backend = _SamplingBackend(problem["canonical_solution"])
+    report = humaneval.run(None, 0, tmp_path / "k.json", only=("raw_pass_at_k",),
+                           k_from=earlier, backend=backend)
+    # only the problem the earlier run has, with its 6 calls as k
+    assert backend.draws == [6]
+    [row] = report["rows"]
+    assert row["task_id"] == "HumanEval/0"
+    assert row["raw_pass_at_k"]["passed"] and row["raw_pass_at_k"]["calls"] == 6
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"rows": []}))
+    with pytest.raises(SystemExit, match="no harness_hidden rows"):
+        humaneval.run(None, 0, tmp_path / "k2.json", only=("raw_pass_at_k",), k_from=empty,
+                      backend=backend)
+
 
 def test_unknown_or_malformed_problem_numbers_are_named(tmp_path, capsys):
     with pytest.raises(SystemExit, match="no such problem.*HumanEval/164"):

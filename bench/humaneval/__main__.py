@@ -205,7 +205,8 @@ def run(limit: int | None, start: int, out: Path, *, knowledge: str = "on",
         candidates: int = 5, retries: int = 3, order: str = "natural",
         resume: bool = False, only: tuple[str, ...] = (),
         numbers: tuple[int, ...] = (), half: str = "all", model_path: str = "",
-        model_name: str = "", minutes: float = 0.0, backend=None) -> dict:
+        model_name: str = "", minutes: float = 0.0, k_from: Path | None = None,
+        backend=None) -> dict:
     problems = problem_order([problem for problem in list(read_problems().values())[start:]
                               if outcome.in_half(problem_number(problem), half)], order)
     if numbers:
@@ -228,8 +229,9 @@ def run(limit: int | None, start: int, out: Path, *, knowledge: str = "on",
         if unknown:
             raise SystemExit(f"unknown arm(s) {', '.join(sorted(unknown))}; "
                              f"expected some of {', '.join(arms)}")
-        if "raw_pass_at_k" in only and "harness_hidden" not in only:
-            raise SystemExit("raw_pass_at_k takes its k from harness_hidden: run both")
+        if "raw_pass_at_k" in only and "harness_hidden" not in only and k_from is None:
+            raise SystemExit("raw_pass_at_k takes its k from harness_hidden: run both, "
+                             "or name a finished run with --k-from")
         arms = tuple(arm for arm in arms if arm in only)
     if backend is None:
         backend = create_backend(config, Path.cwd())
@@ -240,6 +242,10 @@ def run(limit: int | None, start: int, out: Path, *, knowledge: str = "on",
         print(f"resuming after {len(rows)} problems", flush=True)
     done = {row["task_id"] for row in rows}
     resumed = len(rows)
+    harness_calls = calls_per_problem(k_from) if k_from else {}
+    if k_from:
+        # only the problems the named run has: k comes from there
+        problems = [problem for problem in problems if problem["task_id"] in harness_calls]
     report: dict = {}
     for problem in problems:
         if problem["task_id"] in done:
@@ -288,7 +294,8 @@ def run(limit: int | None, start: int, out: Path, *, knowledge: str = "on",
             report = summarize(rows, arms, backend.info.name, config, knowledge, half)
             outcome.save_json(out, report)
             continue
-        k = max(1, row["harness_hidden"]["calls"])
+        k = max(1, row["harness_hidden"]["calls"] if "harness_hidden" in row
+                else harness_calls[problem["task_id"]])
         t = time.monotonic()
         programs = raw_samples(backend, problem, k, config, greedy=False)
         # an oracle pick: no edit is "returned" by this arm, it bounds what picking can reach
@@ -299,6 +306,19 @@ def run(limit: int | None, start: int, out: Path, *, knowledge: str = "on",
         report = summarize(rows, arms, backend.info.name, config, knowledge, half)
         outcome.save_json(out, report)
     return report or summarize(rows, arms, backend.info.name, config, knowledge, half)
+
+
+def calls_per_problem(path: Path) -> dict[str, int]:
+    """task_id -> the model calls harness_hidden spent on it in the run saved at `path`."""
+    try:
+        rows = json.loads(path.read_text())["rows"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise SystemExit(f"--k-from {path}: expected a saved bench.humaneval run ({exc})")
+    calls = {row["task_id"]: row["harness_hidden"]["calls"] for row in rows
+             if "harness_hidden" in row}
+    if not calls:
+        raise SystemExit(f"--k-from {path}: no harness_hidden rows in it")
+    return calls
 
 
 def _progress(row: dict, rows: list[dict], problems: list[dict], arms: tuple[str, ...]) -> None:
@@ -378,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true",
                         help="keep the rows already in --out and run the other problems")
     outcome.add_common_arguments(parser)
+    parser.add_argument("--k-from", type=Path, default=None,
+                        help="raw_pass_at_k without harness_hidden in this run: k per problem "
+                             "is the calls harness_hidden spent in this saved run")
     parser.add_argument("--report-only", action="store_true",
                         help="print the table and draw the plot of --out as it is (a run in "
                              "progress or stopped early), running nothing")
@@ -408,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
                  candidates=args.candidates, retries=args.retries, order=args.order,
                  resume=args.resume, only=tuple(a for a in args.arms.split(",") if a),
                  numbers=numbers, half=args.half, model_path=args.model,
-                 model_name=args.model_name, minutes=args.minutes)
+                 model_name=args.model_name, minutes=args.minutes, k_from=args.k_from)
     outcome.save_json(args.out, report)
     print(table(report))
     print(outcome.table("per arm:", report["outcome"]))
