@@ -19,7 +19,8 @@ from localcode_lsp.inference.backend import ModelInfo
 from localcode_lsp.inference.grammar import INTENT_GRAMMAR
 from localcode_lsp.pipeline.prompts import BaseFamily, InstructFamily, choose_family, family_kind
 from localcode_lsp.pipeline.prompts.instruct import fenced_code, function_body
-from localcode_lsp.verify.gate import Gate, VerifyRequest
+from localcode_lsp.verify.gate import Gate
+from localcode_lsp.verify.request import VerifyRequest
 from localcode_lsp.verify.review import CHAT_REVIEW_GRAMMAR, review
 from localcode_lsp.workspace import Workspace
 

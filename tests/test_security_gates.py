@@ -23,7 +23,7 @@ from support.sandbox_modes import ISOLATED_MODES, require_mode
 from localcode_lsp.config import Config, VerificationConfig
 from localcode_lsp.data import Candidate
 from localcode_lsp.verify import Gate, Sandbox, VerifyRequest
-from localcode_lsp.verify.sandbox import remove_tree
+from localcode_lsp.verify.private_files import remove_tree
 from localcode_lsp.workspace import Workspace
 
 TARGET = "calc/ops.py"
@@ -111,7 +111,7 @@ def test_links_planted_by_a_test_never_redirect_the_servers_writes(calc, tmp_pat
 REMOVER = """
 import os, sys
 from pathlib import Path
-from localcode_lsp.verify.sandbox import remove_tree
+from localcode_lsp.verify.private_files import remove_tree
 base = Path(sys.argv[1])
 remove_tree(base / "tree")
 print(oct(os.stat(base / "victim.txt").st_mode & 0o777))

@@ -1,8 +1,10 @@
 """Verification: the gate that decides which candidates a user may see, and the sandbox that
 runs every subprocess localcode starts (lint, type check, tests)."""
 
-from .gate import Gate, VerifyRequest, bad_candidate_problem, is_protected_path, rank
+from .gate import Gate, rank
 from .lint import Diagnostic, digest_ruff
+from .request import VerifyRequest
+from .safety import bad_candidate_problem, is_protected_path
 from .sandbox import Limits, ProcessResult, Sandbox, isolation_description, run_sandboxed
 from .testrun import digest_pytest
 

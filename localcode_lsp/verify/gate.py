@@ -4,113 +4,50 @@ A candidate is judged on the whole target file as it would be after the change (
 text plus the candidate). Each gate returns structured feedback lines the retry prompt can use.
 Checks that need files run in a throwaway copy; nothing is ever written into the user's tree.
 An untrusted workspace gets the parse and safety checks only, with zero subprocesses.
+
+This module owns the orchestration and the verdict: the order of the gates, what trust and
+isolation allow to run, skipping the review after a failed gate, timing, the per-request cache
+of the original's results (only what a candidate introduces may fail lint and type check),
+which tool runs each check, and `rank`. The checks without a subprocess live in `safety.py`,
+the test gate's checks, runs and verdict in `testgate.py`; `VerifyRequest` is `request.py`.
 """
 
 from __future__ import annotations
 
-import ast
-import hashlib
 import importlib.util
-import json
-import os
-import re
-import secrets
 import shutil
 import sys
 import threading
 import time
-import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from fnmatch import fnmatch
-from pathlib import Path, PurePosixPath
-from typing import Any
+from pathlib import Path
 
 from ..cancel import Cancelled, CancelToken
 from ..config import Config
 from ..data import Candidate, GateResult, Patch, Verdict
-from ..index.languages import is_test_path, language_for_path
+from ..index.languages import language_for_path
 from ..index.syntax import SyntaxChecker
 from ..inference.backend import Backend
 from ..logs import get_logger
 from ..workspace import Workspace
 from . import lint as lint_mod
-from .doctests import mend_line_breaks
-from .examples import Example, bound_names, docstring_examples, function_parameters
-from .inverses import inverse_checks
+from .examples import Example
+from .request import VerifyRequest
 from .review import review, unanswered
-from .sandbox import Limits, ProcessResult, Sandbox, private_dir, read_private, write_private
-from .testrun import (
-    DOCTEST_RUNNER,
-    TestOutcome,
-    digest_doctest,
-    digest_junit,
-    discover_tests,
-    fail_line,
-    module_name_for,
-)
-from .workcopy import IncompleteCopy, scratch_dir, workspace_copy
+from .safety import bad_candidate_problem, safety_gate
+from .sandbox import Limits, Sandbox, failure_reason
+from .testgate import find_checks, judge_tests, python_env, run_checks
+from .testrun import TestOutcome
+from .workcopy import scratch_dir, workspace_copy
 
 log = get_logger("verify")
 
-MAX_CANDIDATE_BYTES = 200 * 1024
 _MAX_LINES_PER_GATE = 10
 _LINT_TIMEOUT = 60.0
 _CACHED_REQUESTS = 8
 NOT_TRUSTED = "workspace not trusted"
-
-# Files whose edit would change what "passing" means.
-PROTECTED_NAMES = frozenset({
-    "pyproject.toml", "setup.cfg", "setup.py", "tox.ini", "pytest.ini", "conftest.py",
-    "localcode.toml", "ruff.toml", ".ruff.toml", "mypy.ini", ".mypy.ini", ".flake8", "noxfile.py",
-    "package.json", "tsconfig.json", "pyrightconfig.json", ".pre-commit-config.yaml",
-})
-PROTECTED_PATTERNS = (".eslintrc*", "eslint.config.*", "jest.config.*", "vitest.config.*")
-
-
-def is_protected_path(path: str) -> bool:
-    """True for test files and tool configuration (editing them could fake a pass)."""
-    name = PurePosixPath(path).name
-    if name in PROTECTED_NAMES or any(fnmatch(name, pattern) for pattern in PROTECTED_PATTERNS):
-        return True
-    return is_test_path(path)
-
-
-@dataclass(frozen=True)
-class VerifyRequest:
-    """What the gate needs to know about the target besides the candidate."""
-
-    path: str  # workspace-relative target file
-    original_text: str  # the target as the editor has it (overlay), before any candidate
-    symbol: str | None = None
-    task: str = ""  # what the change should do (for the diff review)
-    test_refs: tuple[str, ...] = ()  # pytest node ids or test files; () = naming convention
-    doctest_source: str | None = None  # the target's docstring; None = read from the original
-    language: str | None = None  # None = from the file extension
-    extra_files: Mapping[str, str] = field(default_factory=dict)  # other files a candidate edits
-    # other files as earlier verified steps of the same task left them: the tests and the type
-    # check see them, the gates do not judge them (they passed their own verification)
-    base_files: Mapping[str, str] = field(default_factory=dict)
-    allow_protected_edits: bool = False  # the user asked to change a test/config file itself
-    # names the target's docstring calls that the project defines in other files (the index
-    # knows them): an example of one of those is about that function, not the target renamed
-    defined_elsewhere: frozenset[str] = frozenset()
-    # the diff review's prompt form, as the run's prompt family chose it ("text" or "chat")
-    review_form: str = "text"
-    # diagnosing the code as it is (a fix without diagnostics): the unchanged file is what is
-    # judged, not a candidate that forgot to change anything
-    as_is: bool = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "test_refs", tuple(self.test_refs))
-        object.__setattr__(self, "defined_elsewhere", frozenset(self.defined_elsewhere))
-
-    def fingerprint(self) -> str:
-        parts = [self.path, self.original_text, self.symbol or "", "\0".join(self.test_refs),
-                 self.doctest_source or "", "\0".join(sorted(self.defined_elsewhere)),
-                 *(f"{path}\0{text}" for path, text in sorted(self.base_files.items()))]
-        return hashlib.sha1("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass
@@ -213,29 +150,7 @@ class Gate:
         return GateResult("parse", True)
 
     def _safety_gate(self, request: VerifyRequest, candidate: Candidate) -> GateResult:
-        changed = _changed_lines(request.original_text, candidate.file_text)
-        for text in request.extra_files.values():
-            changed += len(text.splitlines())
-        details: dict[str, Any] = {"changed_lines": changed}
-        feedback = []
-        if is_protected_path(request.path) and not request.allow_protected_edits:
-            feedback.append(f"TAMPERING: candidate edits tests/config: {request.path}")
-        for path in request.extra_files:
-            if path == request.path:
-                continue
-            if is_protected_path(path):
-                feedback.append(f"TAMPERING: candidate edits tests/config: {path}")
-            else:
-                feedback.append(f"TAMPERING: candidate edits a file other than the target: {path}")
-        if (request.language or language_for_path(request.path)) == "python":
-            risky = [(name, line) for name, line in lint_mod.introduced_risky_calls(
-                request.original_text, candidate.file_text) if not _asked_for(name, request.task)]
-            if risky:
-                details["risky_calls"] = [name for name, _ in risky]
-            feedback += [f"UNSAFE: candidate calls {name.lstrip('.')} (line {line}): code under "
-                         f"test must not start or end processes, change files or open sockets "
-                         f"unless the task asks for it" for name, line in risky[:3]]
-        return GateResult("safety", not feedback, feedback=feedback, details=details)
+        return safety_gate(request, candidate)
 
     def _lint_gate(self, request: VerifyRequest, candidate: Candidate, language: str,
                    cancel: CancelToken | None) -> GateResult:
@@ -261,7 +176,7 @@ class Gate:
                                       limits=Limits(file_size_mb=16))
             _raise_if_cancelled(cancel)
             if result.error or result.timed_out or result.returncode not in (0, 1):
-                return _failure_reason(result)
+                return failure_reason(result)
             try:
                 return parse(result.stdout)
             except (ValueError, KeyError, TypeError) as exc:
@@ -322,10 +237,10 @@ class Gate:
                     argv = [*argv_prefix, "--outputjson", request.path]
                 result = self.sandbox.run(argv, root, timeout=self.config.verification.test_timeout,
                                           cancel=cancel, writable=root.parent, scratch=scratch,
-                                          env=self._python_env(root))
+                                          env=python_env(root))
             _raise_if_cancelled(cancel)
             if result.error or result.timed_out or result.returncode not in (0, 1):
-                return _failure_reason(result)
+                return failure_reason(result)
             try:
                 if kind == "mypy":
                     return lint_mod.parse_mypy_output(result.stdout, request.path)
@@ -346,28 +261,8 @@ class Gate:
         if language != "python":
             return GateResult("test", True, skipped=f"tests: only pytest is supported, not "
                                                     f"{language or request.path}")
-        refs = list(request.test_refs) or discover_tests(self.workspace.root, request.path)
-        refs = [ref for ref in refs if (self.workspace.root / ref.split("::", 1)[0]).exists()
-                or self.workspace.document(ref.split("::", 1)[0]) is not None]
-        module = python_module(request.original_text) if request.symbol else None
-        definition = None
-        if module is not None and request.symbol:
-            definition = python_definition(module, request.symbol)
-        docstring = request.doctest_source
-        if docstring is None and definition is not None:
-            docstring = ast.get_docstring(definition, clean=True)
-        has_doctest = bool(docstring and ">>>" in docstring)
-        # prose examples (`f(2) == 4`) of a module-level function become checks as well
-        examples: list[Example] = []
-        if request.symbol and "." not in request.symbol:
-            parameters = function_parameters(definition) if isinstance(
-                definition, (ast.FunctionDef, ast.AsyncFunctionDef)) else ()
-            bound = bound_names(module) | request.defined_elsewhere if module is not None \
-                else None
-            examples = docstring_examples(docstring or "", request.symbol, parameters, bound)
-            if module is not None:  # an implemented inverse gives round-trip checks
-                examples += inverse_checks(module, request.symbol)
-        if not refs and not has_doctest and not examples:
+        checks = find_checks(self.workspace, request)
+        if checks.empty:
             return GateResult("test", True,
                               skipped=f"no tests found for {request.symbol or request.path}")
         unisolated = self._unisolated_refusal()
@@ -383,44 +278,10 @@ class Gate:
         outcome = self._run_tests(request, {**request.base_files,
                                             request.path: candidate.file_text,
                                             **request.extra_files},
-                                  refs, docstring if has_doctest else None, cancel, keyword,
-                                  examples)
-        details: dict[str, Any] = {"refs": refs, "doctest": has_doctest,
-                                   "examples": len(examples),
-                                   "passed": outcome.passed, "failed": outcome.failed,
-                                   "isolation": self.sandbox.mode}
-        if outcome.unparsed:
-            details["unparsed"] = outcome.unparsed
-        feedback = list(outcome.failures)
-        if outcome.no_tests and not feedback:
-            # the candidate's run collected nothing: a pass only when the original collects
-            # nothing either (a candidate must not make the tests disappear)
-            original = self._original_tests(request, refs, cancel)
-            expected = original.passed + original.failed
-            if expected:
-                feedback.append(fail_line("tests", f"no tests collected ({expected} ran on the "
-                                                   f"original code)"))
-        broken: dict[str, str] = {}
-        if outcome.collection_errors:
-            original = self._original_tests(request, refs, cancel)
-            for test_file, message in outcome.collection_errors.items():
-                if test_file in original.collection_errors:
-                    broken[test_file] = original.collection_errors[test_file]
-                else:
-                    feedback.append(fail_line(f"{test_file} (collection)", message))
-        if broken:
-            details["broken_suite"] = broken
-        if feedback:
-            return GateResult("test", False, feedback=feedback[:_MAX_LINES_PER_GATE],
-                              details=details)
-        if broken:
-            first_file, message = next(iter(broken.items()))
-            also = f" ({outcome.passed} other tests/examples passed)" if outcome.passed else ""
-            return GateResult("test", True, details=details,
-                              skipped=f"broken test suite: {first_file}: {message}{also}")
-        if not outcome.ran:
-            return GateResult("test", True, skipped=outcome.reason, details=details)
-        return GateResult("test", True, details=details)
+                                  checks.refs, checks.doctest, cancel, keyword, checks.examples)
+        return judge_tests(outcome, checks, self.sandbox.mode,
+                           lambda: self._original_tests(request, checks.refs, cancel),
+                           max_lines=_MAX_LINES_PER_GATE)
 
     def _review_gate(self, request: VerifyRequest, candidate: Candidate,
                      cancel: CancelToken | None) -> GateResult:
@@ -444,85 +305,10 @@ class Gate:
     def _run_tests(self, request: VerifyRequest, files: Mapping[str, str], refs: list[str],
                    docstring: str | None, cancel: CancelToken | None,
                    keyword: str = "", examples: Sequence[Example] = ()) -> TestOutcome:
-        timeout = self.config.verification.test_timeout
-        combined = TestOutcome(ran=False)
-        try:
-            with workspace_copy(self.workspace, files) as root:
-                scratch = scratch_dir(root)
-                python = self._python()
-                env = self._python_env(root)
-                limits = Limits(memory_mb=self.config.verification.memory_limit_mb)
-                if refs:
-                    _merge(combined, self._run_pytest(root, scratch, python, env, limits, refs,
-                                                      keyword, timeout, cancel))
-                if docstring or examples:
-                    _merge(combined, self._run_doctest(request, root, scratch, python, env,
-                                                       limits, docstring, examples, timeout,
-                                                       cancel))
-        except IncompleteCopy as exc:  # never a verdict on a partial project
-            return TestOutcome(failures=[fail_line("tests", str(exc))], failed=1)
-        return combined
-
-    def _run_pytest(self, root: Path, scratch: Path, python: str, env: dict[str, str],
-                    limits: Limits, refs: list[str], keyword: str, timeout: float,
-                    cancel: CancelToken | None) -> TestOutcome:
-        """pytest on `refs` (by `keyword` first when one is given), its JUnit report digested.
-
-        Each run writes its report into a fresh directory, read back without following links.
-        """
-        result: ProcessResult | None = None
-        for selection in ([["-k", keyword]] if keyword and keyword.isidentifier() else []) + [[]]:
-            report_dir, report_fd = private_dir(root.parent, "report-")
-            try:
-                argv = [python, "-m", "pytest", "-q", "-rfE", "--tb=short", "-p",
-                        "no:cacheprovider", f"--junitxml={report_dir / 'junit.xml'}", *refs,
-                        *selection]
-                result = self.sandbox.run(argv, root, timeout=timeout, env=env, limits=limits,
-                                          cancel=cancel, writable=root.parent, scratch=scratch)
-                _raise_if_cancelled(cancel)
-                if selection and result.returncode == 5:
-                    continue  # no test matches the keyword: run the files
-                return _pytest_outcome(result, read_private(report_fd, "junit.xml"), timeout)
-            finally:
-                os.close(report_fd)
-        raise AssertionError("unreachable: the last selection always returns")
-
-    def _run_doctest(self, request: VerifyRequest, root: Path, scratch: Path, python: str,
-                     env: dict[str, str], limits: Limits, docstring: str | None,
-                     examples: Sequence[Example], timeout: float,
-                     cancel: CancelToken | None) -> TestOutcome:
-        """The docstring's examples run by DOCTEST_RUNNER; its inputs go to a fresh directory
-        (written without following links), its result line carries a nonce given on stdin."""
-        inputs, inputs_fd = private_dir(root.parent, "doctest-")
-        try:
-            write_private(inputs_fd, "doctest_source.txt", mend_line_breaks(docstring or ""))
-            write_private(inputs_fd, "docstring_examples.json",
-                          json.dumps([e.as_record() for e in examples]))
-            write_private(inputs_fd, "localcode_doctest.py", DOCTEST_RUNNER)
-        finally:
-            os.close(inputs_fd)
-        name = request.symbol or PurePosixPath(request.path).stem
-        nonce = secrets.token_hex(16)
-        argv = [python, str(inputs / "localcode_doctest.py"), str(root), request.path,
-                module_name_for(request.path), name, str(inputs / "doctest_source.txt"),
-                str(inputs / "docstring_examples.json")]
-        result = self.sandbox.run(argv, root, timeout=timeout, env=env, limits=limits,
-                                  cancel=cancel, writable=root.parent, scratch=scratch,
-                                  stdin_text=nonce + "\n")
-        _raise_if_cancelled(cancel)
-        if result.timed_out:
-            return TestOutcome(failures=[fail_line(
-                f"doctest {name}", f"timed out after {timeout:g}s (process tree killed)")],
-                failed=1)
-        outcome = digest_doctest(result.stdout, name, nonce)
-        if outcome.undecided:
-            # the runner ended without its result (os._exit, a crash): that is no pass
-            return TestOutcome(failures=[fail_line(
-                f"doctest {name}", f"{outcome.undecided} ({_failure_reason(result)})")],
-                failed=1)
-        if not outcome.ran:
-            outcome.reason += f" ({_failure_reason(result)})"
-        return outcome
+        settings = self.config.verification
+        return run_checks(self.sandbox, self.workspace, request, files, refs, docstring,
+                          examples, keyword, python=self._python, timeout=settings.test_timeout,
+                          limits=Limits(memory_mb=settings.memory_limit_mb), cancel=cancel)
 
     def _original_tests(self, request: VerifyRequest, refs: list[str],
                         cancel: CancelToken | None) -> TestOutcome:
@@ -563,12 +349,6 @@ class Gate:
         with self._lock:
             self._interpreters["python"] = chosen
         return chosen or sys.executable
-
-    def _python_env(self, copy_root: Path) -> dict[str, str]:
-        # The copy first on sys.path, so an editable install of the project cannot shadow it.
-        paths = [str(copy_root / "src"), str(copy_root)] if (copy_root / "src").is_dir() \
-            else [str(copy_root)]
-        return {"PYTHONPATH": ":".join(paths)}
 
     def _type_checker(self) -> tuple[str, list[str]] | None:
         if importlib.util.find_spec("mypy") is not None:
@@ -618,126 +398,6 @@ def rank(verdicts: Sequence[Verdict]) -> list[Verdict]:
         return (tuple(-k for k in verdict.rank_key()), changed, index)
 
     return [v for _, v in sorted(enumerate(verdicts), key=key)]
-
-
-def bad_candidate_problem(request: VerifyRequest, candidate: Candidate) -> str:
-    """A `BAD CANDIDATE: ...` line for empty, enormous, binary or unchanged candidates."""
-    text, file_text = candidate.text, candidate.file_text
-    if not text.strip() or not file_text.strip():
-        return "BAD CANDIDATE: empty (the model produced no code)"
-    for label, value in (("fragment", text), ("file", file_text)):
-        if "\x00" in value:
-            line = value.count("\n", 0, value.index("\x00")) + 1
-            return f"BAD CANDIDATE: binary content (NUL byte in the {label} at line {line})"
-    fragment_bytes = len(text.encode("utf-8", "surrogatepass"))
-    growth = len(file_text.encode("utf-8", "surrogatepass")) - \
-        len(request.original_text.encode("utf-8", "surrogatepass"))
-    if fragment_bytes > MAX_CANDIDATE_BYTES or growth > MAX_CANDIDATE_BYTES:
-        size = max(fragment_bytes, growth) // 1024
-        return (f"BAD CANDIDATE: too large ({size} KB, limit {MAX_CANDIDATE_BYTES // 1024} KB)")
-    try:
-        file_text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "BAD CANDIDATE: binary content (not valid text)"
-    if file_text == request.original_text and not request.extra_files \
-            and not request.base_files and not request.as_is:
-        # (a caller may need no change of its own after a step)
-        return "BAD CANDIDATE: no change (the file is identical to the original)"
-    return ""
-
-
-def python_module(source: str) -> ast.Module | None:
-    """Python `source` parsed, or None when it does not parse."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError):
-        return None
-
-
-def python_definition(tree: ast.Module, symbol: str
-                      ) -> ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | None:
-    """The definition of `symbol` ("func" or "Class.method") in a parsed module, if any."""
-    scope: list[ast.stmt] = list(tree.body)
-    found: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | None = None
-    for part in symbol.split("."):
-        found = next((node for node in scope
-                      if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-                      and node.name == part), None)
-        if found is None:
-            return None
-        scope = list(found.body)
-    return found
-
-
-def _changed_lines(before: str, after: str) -> int:
-    import difflib
-
-    matcher = difflib.SequenceMatcher(a=before.splitlines(), b=after.splitlines(), autojunk=False)
-    return sum(max(i2 - i1, j2 - j1) for tag, i1, i2, j1, j2 in matcher.get_opcodes()
-               if tag != "equal")
-
-
-def _pytest_outcome(result: ProcessResult, report: str | None, timeout: float) -> TestOutcome:
-    """The digest of one pytest run. A run that cannot be judged is a failure, never a pass:
-    pytest ending without its report (a test calling `os._exit(0)`, a crash) tells nothing."""
-    if result.timed_out:
-        return TestOutcome(failures=[fail_line(
-            "tests", f"timed out after {timeout:g}s (process tree killed)")], failed=1)
-    if result.error:
-        return TestOutcome(ran=False, reason=result.error)
-    if result.returncode == 5:
-        return TestOutcome(ran=False, reason="no tests collected", no_tests=True)
-    outcome: TestOutcome | None = None
-    if report is not None:
-        try:
-            outcome = digest_junit(report)
-        except ValueError:
-            outcome = None
-    if outcome is None:
-        if result.returncode in (0, 1):
-            return TestOutcome(failures=[fail_line(
-                "tests", f"pytest exited with {result.returncode} without writing its report "
-                         f"(os._exit or a crash?): the run cannot be judged")], failed=1)
-        outcome = TestOutcome()
-    if result.returncode not in (0, 1) and not outcome.failures and not outcome.collection_errors:
-        # pytest could not start (conftest import error, bad option): a suite-level problem.
-        outcome.collection_errors["<pytest>"] = _failure_reason(result)
-    return outcome
-
-
-def _merge(into: TestOutcome, outcome: TestOutcome) -> None:
-    into.failures += outcome.failures
-    into.collection_errors.update(outcome.collection_errors)
-    into.passed += outcome.passed
-    into.failed += outcome.failed
-    into.unparsed += outcome.unparsed
-    into.no_tests = into.no_tests or outcome.no_tests
-    if outcome.ran:
-        into.ran = True
-        into.reason = ""
-    elif not into.ran:
-        into.reason = "; ".join(r for r in (into.reason, outcome.reason) if r)
-
-
-def _failure_reason(result: ProcessResult) -> str:
-    if result.error:
-        return result.error
-    if result.timed_out:
-        return f"timed out after {result.seconds:.0f}s"
-    lines = [line.strip() for line in (result.stderr or result.stdout).splitlines() if line.strip()]
-    interesting = [line for line in lines if "rror" in line] or lines
-    tail = interesting[-1] if interesting else "no output"
-    return f"exit code {result.returncode}: {tail[:200]}"
-
-
-def _asked_for(call: str, task: str) -> bool:
-    """Whether the task names what a risky call does (`subprocess`, `os.system`, `rmtree`...),
-    so a change the user asked for is not refused for doing it."""
-    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", task.lower()))
-    parts = [part.lower() for part in call.strip(".").split(".") if part and part != "os"]
-    return any(part.strip("_") in words or part in words for part in parts)
 
 
 def _raise_if_cancelled(cancel: CancelToken | None) -> None:

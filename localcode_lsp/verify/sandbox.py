@@ -24,17 +24,16 @@ carrying the marker are killed with SIGKILL. Output goes to files, never pipes, 
 grandchild holding stdout cannot block us. The server never follows a link it did not create:
 stdin/stdout/stderr live in a private directory the sandboxed code cannot see or write, and
 HOME/TMPDIR are fresh directories made for each run.
+
+This module owns the run itself (probing the mode, starting, waiting, timeout and cancel, the
+result). What a mode wraps a command in and what a run sees is `isolation.py`; the rlimits,
+the plain launcher and the kill sweep are `process_tree.py`; the link-safe files and
+directories the server touches are `private_files.py`.
 """
 
 from __future__ import annotations
 
-import ctypes
-import os
-import resource
 import shlex
-import shutil
-import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -43,13 +42,16 @@ import time
 import uuid
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
 from ..cancel import CancelToken
 from ..logs import get_logger
+from .isolation import base_env, is_within, wrapper_argv
+from .private_files import UnsafePath, plain_directory, private_file, remove_tree
+from .process_tree import LAUNCH_FAILED, MARKER_VARIABLE, Tracked, kill_tree, limit_setter
 
 log = get_logger("verify.sandbox")
 
@@ -59,12 +61,8 @@ log = get_logger("verify.sandbox")
 warnings.filterwarnings("ignore", message="lancedb fork support is experimental",
                         category=RuntimeWarning)
 
-MARKER_VARIABLE = "LOCALCODE_SANDBOX_RUN"
 _POLL_SECONDS = 0.05
 _OUTPUT_LIMIT = 1_000_000  # characters of stdout/stderr kept (the tail)
-_PR_SET_PDEATHSIG = 1
-_LAUNCH_FAILED = 127  # the plain launcher's exit code when the command cannot be started
-_DEAD_PROXY = "http://127.0.0.1:9"  # discard port: any proxied request fails fast
 
 
 @dataclass(frozen=True)
@@ -97,17 +95,18 @@ class ProcessResult:
         return self.returncode == 0 and not self.timed_out and not self.cancelled and not self.error
 
 
-@dataclass
-class _Tracked:
-    """Processes seen belonging to one run: pid -> create_time (guards against pid reuse)."""
+def failure_reason(result: ProcessResult) -> str:
+    """Why a run failed, in one line: its error, its timeout, or its exit code and the last
+    line of its output that mentions an error (else its last line)."""
+    if result.error:
+        return result.error
+    if result.timed_out:
+        return f"timed out after {result.seconds:.0f}s"
+    lines = [line.strip() for line in (result.stderr or result.stdout).splitlines() if line.strip()]
+    interesting = [line for line in lines if "rror" in line] or lines
+    tail = interesting[-1] if interesting else "no output"
+    return f"exit code {result.returncode}: {tail[:200]}"
 
-    pids: dict[int, float] = field(default_factory=dict)
-
-    def add(self, process: psutil.Process) -> None:
-        try:
-            self.pids.setdefault(process.pid, process.create_time())
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
 
 
 class Sandbox:
@@ -188,7 +187,7 @@ class Sandbox:
                      f"mount -o remount,bind,rw {shlex.quote(str(guarded))} 2>/dev/null "
                      f"&& echo x > {shlex.quote(str(guarded / 'g'))} 2>/dev/null; "
                      f"echo ok > {shlex.quote(str(writable / 'f'))}")
-            prefix = self._prefix(mode, [guarded], [writable], writable)
+            prefix = wrapper_argv(mode, [guarded], [writable], writable)
             if prefix is None:
                 return False
             try:
@@ -204,41 +203,6 @@ class Sandbox:
                 log.info("sandbox isolation %s probed and not usable (rc=%s)", mode,
                          completed.returncode)
             return usable
-
-    def _prefix(self, mode: str, protect: Sequence[Path], writable: Sequence[Path],
-                cwd: Path) -> list[str] | None:
-        """argv prefix that wraps a command in `mode`, or None when the tool is missing."""
-        writable = [Path(os.path.realpath(p)) for p in writable]
-        # the working directory must stay visible even under a hidden dir (read-only)
-        protect = [Path(os.path.realpath(p)) for p in (*protect, cwd) if os.path.isdir(p)]
-        protect = [p for p in dict.fromkeys(protect) if not any(
-            _is_within(p, w) for w in writable)]
-        hidden = _hidden_dirs()
-        if mode == "bubblewrap":
-            bwrap = shutil.which("bwrap")
-            if bwrap is None:
-                return None
-            argv = [bwrap, "--unshare-all", "--cap-drop", "ALL", "--die-with-parent",
-                    "--new-session", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-            for hidden_dir in hidden:
-                argv += ["--tmpfs", hidden_dir]
-            # sources are looked up outside the new mounts, so paths under a hidden dir work
-            for path in protect:
-                argv += ["--ro-bind", str(path), str(path)]
-            for path in writable:
-                argv += ["--bind", str(path), str(path)]
-            for secret in _secret_dirs([*writable, cwd]):
-                argv += ["--tmpfs", secret]
-            return [*argv, "--chdir", str(cwd)]
-        if mode == "unshare":
-            unshare = shutil.which("unshare")
-            setpriv = shutil.which("setpriv")
-            if unshare is None or setpriv is None:
-                return None
-            return [unshare, "--user", "--map-root-user", "--mount", "--net", "--pid", "--fork",
-                    "--kill-child", "--propagation", "private", "sh", "-c",
-                    _unshare_script(protect, writable, hidden, cwd, setpriv), "localcode-sandbox"]
-        return [sys.executable, "-I", "-S", "-c", _PLAIN_LAUNCHER, str(os.getpid())]
 
     # --- running -------------------------------------------------------------------------
 
@@ -274,9 +238,9 @@ class Sandbox:
         owned: list[Path] = [control]
         try:
             if writable is not None:
-                writable_dir = _plain_directory(Path(writable))
-                parent = _plain_directory(Path(scratch)) if scratch is not None else writable_dir
-                if not _is_within(parent, writable_dir):
+                writable_dir = plain_directory(Path(writable))
+                parent = plain_directory(Path(scratch)) if scratch is not None else writable_dir
+                if not is_within(parent, writable_dir):
                     parent = writable_dir
                 run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=parent))
             else:
@@ -301,22 +265,22 @@ class Sandbox:
         tmp = run_dir / "tmp"
         home.mkdir()  # run_dir is fresh: nothing can be planted in it yet
         tmp.mkdir()
-        child_env = _base_env(home, tmp)
+        child_env = base_env(home, tmp)
         if env:
             child_env.update(env)
         child_env[MARKER_VARIABLE] = marker
 
-        prefix = self._prefix(mode, self._protect, [writable], cwd) or []
+        prefix = wrapper_argv(mode, self._protect, [writable], cwd) or []
         full_argv = [*prefix, *argv]
 
         result = ProcessResult(argv, None, isolation=mode)
-        tracked = _Tracked()
+        tracked = Tracked()
         stdout_path = control / "stdout.txt"
         stderr_path = control / "stderr.txt"
         try:
-            with _private_file(control / "stdin.txt", "w+b") as stdin, \
-                    _private_file(stdout_path, "wb") as stdout, \
-                    _private_file(stderr_path, "wb") as stderr:
+            with private_file(control / "stdin.txt", "w+b") as stdin, \
+                    private_file(stdout_path, "wb") as stdout, \
+                    private_file(stderr_path, "wb") as stderr:
                 stdin.write((stdin_text or "").encode("utf-8", "surrogateescape"))
                 stdin.flush()
                 stdin.seek(0)
@@ -324,7 +288,7 @@ class Sandbox:
                     process = subprocess.Popen(
                         full_argv, cwd=str(cwd), env=child_env, stdin=stdin, stdout=stdout,
                         stderr=stderr, start_new_session=True,
-                        preexec_fn=_limit_setter(limits, timeout),
+                        preexec_fn=limit_setter(limits, timeout),
                     )
                 except OSError as exc:
                     result.error = f"cannot run {argv[0]}: {exc.strerror or exc}"
@@ -333,7 +297,7 @@ class Sandbox:
                 try:
                     self._wait(process, result, tracked, timeout, cancel, started)
                 finally:
-                    result.killed = _kill_tree(process, marker, tracked, mode)
+                    result.killed = kill_tree(process, marker, tracked, mode)
                     if process.returncode is None:
                         process.wait()
             result.stdout = _tail(stdout_path)
@@ -342,13 +306,13 @@ class Sandbox:
             result.seconds = time.monotonic() - started
         if result.returncode is None and not (result.timed_out or result.cancelled):
             result.returncode = process.returncode
-        if mode == "plain" and result.returncode == _LAUNCH_FAILED and \
+        if mode == "plain" and result.returncode == LAUNCH_FAILED and \
                 result.stderr.startswith("cannot run "):
             result.error = result.stderr.strip().splitlines()[0]  # the launcher's exec failed
         return result
 
     @staticmethod
-    def _wait(process: subprocess.Popen, result: ProcessResult, tracked: _Tracked,
+    def _wait(process: subprocess.Popen, result: ProcessResult, tracked: Tracked,
               timeout: float, cancel: CancelToken | None, started: float) -> None:
         deadline = started + timeout
         try:
@@ -395,459 +359,6 @@ def run_sandboxed(
 def isolation_description(sandbox: Sandbox | None = None) -> str:
     """Which isolation verification runs get here, for `doctor`."""
     return (sandbox or Sandbox()).isolation_description()
-
-
-def remove_tree(path: Path) -> None:
-    """Remove a directory tree even when a test made parts of it read-only.
-
-    Never changes anything through a link: only real directories are made writable again
-    (a link is removed itself, whatever it points to).
-    """
-
-    def make_writable_and_retry(function, failed_path, _exc_info) -> None:
-        try:
-            for directory in (os.path.dirname(failed_path), failed_path):
-                _chmod_directory(directory)
-            function(failed_path)
-        except OSError:
-            pass
-
-    if os.path.islink(path):
-        os.unlink(path)
-    elif path.exists():
-        shutil.rmtree(path, onerror=make_writable_and_retry)
-
-
-def _chmod_directory(path: str) -> None:
-    """`chmod 700` a real directory; a link (or anything else) is left alone."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY)
-    except OSError:
-        # unreadable (mode 000) directories cannot be opened: chmod by name, but only after
-        # lstat says it is a directory and not a link
-        info = os.lstat(path)
-        if stat.S_ISDIR(info.st_mode):
-            os.chmod(path, 0o700)
-        return
-    try:
-        os.fchmod(fd, 0o700)
-    finally:
-        os.close(fd)
-
-
-class UnsafePath(OSError):
-    """A path the server was about to use turned out to be (or pass through) a link."""
-
-
-def _plain_directory(path: Path) -> Path:
-    """`path` as an absolute real directory; UnsafePath when any component is a link."""
-    absolute = Path(os.path.abspath(path))
-    if os.path.realpath(absolute) != str(absolute) or not absolute.is_dir():
-        raise UnsafePath(f"refusing to use {path}: not a plain directory (a link in the path?)")
-    return absolute
-
-
-def _private_file(path: Path, mode: str):
-    """Create and open `path`, never through a link and never an existing file."""
-    flags = os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    flags |= os.O_RDWR if "+" in mode else os.O_WRONLY
-    return os.fdopen(os.open(path, flags, 0o600), mode)
-
-
-def private_dir(parent: Path, prefix: str = "in-") -> tuple[Path, int]:
-    """A fresh directory in `parent` and a descriptor of it (write there with `write_private`
-    even if the sandboxed code renames or replaces the directory afterwards)."""
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir=_plain_directory(parent)))
-    return path, os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-
-
-def write_private(dir_fd: int, name: str, text: str) -> None:
-    """Write a new file `name` in the directory `dir_fd`, never through a link."""
-    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                 0o644, dir_fd=dir_fd)
-    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
-        handle.write(text)
-
-
-def read_private(dir_fd: int, name: str, limit: int = 10_000_000) -> str | None:
-    """The text of the regular file `name` in `dir_fd`; None when it is missing, a link or
-    anything but a regular file (a sandboxed run may have left anything there)."""
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-                     dir_fd=dir_fd)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            return None
-        return handle.read(limit).decode("utf-8", "replace")
-
-
-# --- isolation helpers --------------------------------------------------------------------
-
-
-def _hidden_dirs() -> list[str]:
-    """Directories replaced by an empty tmpfs in the sandbox: where host unix sockets live
-    (docker.sock, the D-Bus session bus, the ssh agent, X11) and shared temp space."""
-    candidates = ["/tmp", "/var/tmp", "/run", "/var/run", "/dev/shm"]
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime:
-        candidates.append(runtime)
-    found: list[str] = []
-    for path in candidates:
-        if not os.path.isabs(path) or os.path.islink(path) or not os.path.isdir(path):
-            continue  # /var/run is usually a link to /run: hidden with it
-        real = os.path.realpath(path)
-        if any(real == done or real.startswith(done + os.sep) for done in found):
-            continue
-        found.append(real)
-    return found
-
-
-# Directories of the user's home that hold credentials and agent sockets (ssh ControlMaster
-# and agent sockets, gpg-agent, rootless docker, cloud CLIs): hidden behind an empty tmpfs, as
-# home itself stays readable (a project's interpreter may live there).
-_SECRET_DIRS = (".ssh", ".gnupg", ".aws", ".docker", ".kube", ".azure", ".config/gcloud",
-                ".password-store", ".local/share/keyrings")
-
-
-def _secret_dirs(needed: Sequence[Path]) -> list[str]:
-    """The existing secret dirs of HOME, except one holding a path the run needs."""
-    try:
-        home = Path.home()
-    except (RuntimeError, KeyError):
-        return []
-    found = []
-    for name in _SECRET_DIRS:
-        path = home / name
-        if path.is_symlink() or not path.is_dir():
-            continue
-        real = Path(os.path.realpath(path))
-        if any(_is_within(Path(n), real) for n in needed):
-            continue
-        found.append(str(real))
-    return found
-
-
-def _unshare_script(protect: Sequence[Path], writable: Sequence[Path], hidden: Sequence[str],
-                    cwd: Path, setpriv: str) -> str:
-    """The shell run as root of the new user namespace: mounts, then drop every capability.
-
-    Order matters: every path that must stay visible is first bound into a private staging
-    tmpfs (the hidden dirs may contain it), then the filesystem goes read-only, the hidden dirs
-    get empty tmpfs mounts, the staged paths are bound back (read-only, or writable for the
-    throwaway dirs), the staging area goes away, /proc is mounted for the new PID namespace,
-    and `setpriv` execs the command with no capabilities and no-new-privileges: it cannot
-    undo a mount (CAP_SYS_ADMIN is gone from the bounding set, for good).
-    """
-    stage = "/dev/shm"
-    steps = [f"mount -t tmpfs -o size=1m,mode=700 tmpfs {stage}"]
-    kept = [(p, "ro") for p in protect] + [(p, "rw") for p in writable]
-    for index, (path, _how) in enumerate(kept):
-        steps.append(f"mkdir {stage}/{index}")
-        steps.append(f"mount --rbind {shlex.quote(str(path))} {stage}/{index}")
-    steps.append("mount -o remount,bind,ro / 2>/dev/null || true")
-    for mount_point in _disk_mount_points():
-        quoted = shlex.quote(mount_point)
-        steps.append(f"mount -o remount,bind,ro {quoted} 2>/dev/null || true")
-    for hidden_dir in hidden:
-        if hidden_dir == stage:
-            continue
-        quoted = shlex.quote(hidden_dir)
-        steps.append(f"if [ -d {quoted} ]; then mount -t tmpfs -o size=64m,mode=1777 tmpfs "
-                     f"{quoted}; fi")
-    for index, (path, how) in enumerate(kept):
-        quoted = shlex.quote(str(path))
-        steps.append(f"mkdir -p {quoted} 2>/dev/null || true")
-        steps.append(f"mount --rbind {stage}/{index} {quoted}")
-        steps.append(f"mount -o remount,bind,{how} {quoted}")
-    for secret in _secret_dirs([*writable, cwd]):  # after the binds: HOME re-exposed them
-        steps.append(f"mount -t tmpfs -o size=1m,mode=700 tmpfs {shlex.quote(secret)}")
-    steps.append(f"umount -l {stage}")
-    steps.append(f"mount -t tmpfs -o size=64m,mode=1777 tmpfs {stage}")
-    steps.append("mount -t proc proc /proc")
-    steps.append("(ip link set lo up) >/dev/null 2>&1 || true")
-    # cd again so the working directory is looked up through the new mounts.
-    steps.append(f"cd {shlex.quote(str(cwd))}")
-    drop = f"{shlex.quote(setpriv)} --no-new-privs --inh-caps=-all --ambient-caps=-all " \
-           "--bounding-set=-all --"
-    return "set -e; " + "; ".join(steps) + f'; exec {drop} "$@"'
-
-
-# The plain mode's launcher (run with `python -I -S -c`): the run's child subreaper, so every
-# orphan of the command (a `setsid` daemon that cleared its environment too) becomes its child;
-# it dies with the server (PR_SET_PDEATHSIG: SIGTERM, handled by killing every descendant) and
-# kills every descendant when the command ends.
-_PLAIN_LAUNCHER = r"""
-import ctypes, os, signal, sys
-prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)  # Linux only
-if prctl is not None:
-    prctl(36, 1, 0, 0, 0)                    # PR_SET_CHILD_SUBREAPER
-    prctl(1, signal.SIGTERM, 0, 0, 0)        # PR_SET_PDEATHSIG
-if os.getppid() != int(sys.argv[1]):
-    os._exit(137)                            # the server is already gone
-def parents():
-    if os.path.isdir("/proc"):
-        for name in os.listdir("/proc"):
-            if name.isdigit():
-                try:
-                    with open("/proc/%s/stat" % name, "rb") as handle:
-                        stat = handle.read()
-                    yield int(name), int(stat[stat.rindex(b")") + 2:].split()[1])
-                except (OSError, ValueError, IndexError):
-                    continue
-        return
-    import subprocess                        # no /proc (macOS): ask ps
-    try:
-        listing = subprocess.run(["ps", "-axo", "pid=,ppid="], capture_output=True,
-                                 text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return
-    for line in listing.splitlines():
-        fields = line.split()
-        if len(fields) == 2 and fields[0].isdigit() and fields[1].isdigit():
-            yield int(fields[0]), int(fields[1])
-def descendants():
-    children = {}
-    for pid, ppid in parents():
-        children.setdefault(ppid, []).append(pid)
-    found, todo = [], [os.getpid()]
-    while todo:
-        for child in children.get(todo.pop(), ()):
-            found.append(child)
-            todo.append(child)
-    return found
-def sweep():
-    for _ in range(20):
-        victims = descendants()
-        if not victims:
-            break
-        for pid in victims:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        while True:
-            try:
-                if os.waitpid(-1, os.WNOHANG)[0] == 0:
-                    break
-            except ChildProcessError:
-                break
-def terminated(signum, frame):
-    sweep()
-    os._exit(128 + signum)
-signal.signal(signal.SIGTERM, terminated)
-signal.signal(signal.SIGINT, signal.SIG_DFL)
-try:
-    main = os.fork()
-except OSError as exc:
-    sys.stderr.write("cannot run %s: %s\n" % (sys.argv[2], exc))
-    os._exit(127)
-if main == 0:
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    try:
-        os.execvp(sys.argv[2], sys.argv[2:])
-    except OSError as exc:
-        sys.stderr.write("cannot run %s: %s\n" % (sys.argv[2], exc.strerror or exc))
-        os._exit(127)
-status = 0
-while True:
-    try:
-        pid, status = os.waitpid(-1, 0)
-    except ChildProcessError:
-        break
-    except InterruptedError:
-        continue
-    if pid == main:
-        break
-sweep()
-if os.WIFSIGNALED(status):
-    signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
-    os.kill(os.getpid(), os.WTERMSIG(status))
-os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
-"""
-
-
-# --- helpers ----------------------------------------------------------------------------------
-
-
-def _base_env(home: Path, tmp: Path) -> dict[str, str]:
-    """A minimal environment: no credentials or proxies of the user leak in."""
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-        "LANG": os.environ.get("LANG", "C.UTF-8"),
-        "HOME": str(home),
-        "TMPDIR": str(tmp),
-        "TEMP": str(tmp),
-        "TMP": str(tmp),
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONUNBUFFERED": "1",
-        "NO_COLOR": "1",
-        "XDG_CACHE_HOME": str(home / ".cache"),
-        "XDG_CONFIG_HOME": str(home / ".config"),
-        "XDG_DATA_HOME": str(home / ".local" / "share"),
-    }
-    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY",
-                 "ALL_PROXY", "ftp_proxy", "FTP_PROXY"):
-        env[name] = _DEAD_PROXY
-    env["no_proxy"] = env["NO_PROXY"] = ""
-    env["PIP_NO_INDEX"] = "1"
-    env["HF_HUB_OFFLINE"] = "1"
-    return env
-
-
-def _limit_setter(limits: Limits, timeout: float):
-    """preexec_fn setting rlimits in the child (inherited by the whole tree)."""
-    cpu = limits.cpu_seconds if limits.cpu_seconds is not None else int(timeout) + 5
-    nproc: int | None = None
-    if limits.processes is not None and os.geteuid() != 0:
-        # RLIMIT_NPROC counts every process of the user, so leave room for what already runs.
-        try:
-            uid = os.getuid()
-            own = sum(1 for p in psutil.process_iter(["uids"])
-                      if p.info["uids"] is not None and p.info["uids"].real == uid)
-        except psutil.Error:
-            own = 0
-        nproc = own + limits.processes
-    memory = limits.memory_mb * 1024 * 1024 if limits.memory_mb else None
-    fsize = limits.file_size_mb * 1024 * 1024 if limits.file_size_mb else None
-
-    parent = os.getpid()
-    prctl = _prctl()
-
-    def apply() -> None:
-        # Die with the server (the thread that started us, which waits for us): unshare then
-        # kills the namespace's init (--kill-child), the plain launcher gets SIGTERM and kills
-        # its descendants (it sets its own PR_SET_PDEATHSIG).
-        _die_with_parent(prctl, parent)
-        _set_limit(resource.RLIMIT_CPU, cpu)
-        if memory is not None:
-            _set_limit(resource.RLIMIT_AS, memory)
-        if fsize is not None:
-            _set_limit(resource.RLIMIT_FSIZE, fsize)
-        if nproc is not None:
-            _set_limit(resource.RLIMIT_NPROC, nproc)
-        _set_limit(resource.RLIMIT_CORE, 0)
-
-    return apply
-
-
-def _die_with_parent(prctl, parent: int) -> None:
-    """PR_SET_PDEATHSIG(SIGKILL) in a forked child; exit at once when `parent` is gone."""
-    if prctl is None:
-        return
-    prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:
-        os._exit(137)
-
-
-def _prctl():
-    """libc's prctl, loaded before any fork (dlopen after a fork of a threaded process is
-    unsafe); None where there is none."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-def _set_limit(which: int, value: int) -> None:
-    try:
-        _soft, hard = resource.getrlimit(which)
-        if hard != resource.RLIM_INFINITY:
-            value = min(value, hard)
-        resource.setrlimit(which, (value, hard))
-    except (ValueError, OSError):
-        pass
-
-
-def _kill_tree(process: subprocess.Popen, marker: str, tracked: _Tracked, mode: str) -> int:
-    """SIGKILL the group, every tracked descendant and every process carrying the marker.
-
-    Returns how many processes other than the main one were still alive and got killed. Loops
-    a few rounds so a process forking while we sweep is caught on the next round. In plain
-    mode the launcher gets SIGTERM first: it kills every descendant, also the `setsid`'d ones
-    that left the group and cleared the marker from their environment.
-    """
-    killed: set[int] = set()
-    if mode == "plain" and process.poll() is None:
-        try:
-            process.terminate()
-            process.wait(timeout=3)
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    for _ in range(5):
-        victims = _marked_processes(marker)
-        for pid, created in tracked.pids.items():
-            try:
-                candidate = psutil.Process(pid)
-                if abs(candidate.create_time() - created) < 0.01 and \
-                        candidate.status() != psutil.STATUS_ZOMBIE:
-                    victims.append(candidate)
-            except psutil.Error:
-                pass
-        # The main process is ours to reap (Popen.wait); the group kill already hit it.
-        victims = [v for v in victims if v.pid not in (os.getpid(), process.pid)]
-        if not victims:
-            break
-        for victim in victims:
-            try:
-                victim.kill()
-                killed.add(victim.pid)
-            except psutil.Error:
-                pass
-        psutil.wait_procs(victims, timeout=0.1)
-    return len(killed)
-
-
-def _marked_processes(marker: str) -> list[psutil.Process]:
-    found = []
-    needle = f"{MARKER_VARIABLE}={marker}".encode()
-    own = os.getpid()
-    for pid in psutil.pids():
-        if pid == own:
-            continue
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as handle:
-                if needle in handle.read():
-                    process = psutil.Process(pid)
-                    if process.status() != psutil.STATUS_ZOMBIE:
-                        found.append(process)
-        except (OSError, psutil.Error):
-            continue
-    return found
-
-
-def _disk_mount_points() -> list[str]:
-    """Mount points other than / that a sandboxed run must not write to (not /proc, /sys,
-    /dev: those are pseudo filesystems the tools need)."""
-    points = []
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8") as handle:
-            for line in handle:
-                fields = line.split()
-                if len(fields) < 5:
-                    continue
-                point = fields[4]
-                if point == "/" or "\\" in point or point.startswith(("/proc", "/sys", "/dev")):
-                    continue
-                points.append(point)
-    except OSError:
-        pass
-    return points
-
-
-def _is_within(path: Path, parent: Path) -> bool:
-    try:
-        path.resolve().relative_to(parent.resolve())
-        return True
-    except ValueError:
-        return False
 
 
 def _tail(path: Path) -> str:

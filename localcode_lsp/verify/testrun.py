@@ -14,8 +14,8 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from ..index.discovery import NEVER_WALKED_DIRS
 from ..index.languages import conventional_test_names
-from .workcopy import SKIPPED_DIRS
 
 DASH = "\u2014"  # the em dash of `TEST FAIL: name — message`
 _MAX_MESSAGE = 200
@@ -141,7 +141,8 @@ def discover_tests(root: Path, target: str) -> list[str]:
         return [target]  # the target is itself a test file
     found: list[str] = []
     for directory, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS and not d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames
+                             if d not in NEVER_WALKED_DIRS and not d.startswith("."))
         for name in sorted(filenames):
             if name in names:
                 found.append(Path(directory, name).relative_to(root).as_posix())

@@ -19,14 +19,16 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..index.discovery import NEVER_WALKED_DIRS
 from ..workspace import Workspace
-from .sandbox import remove_tree
+from .private_files import remove_tree
 
-# Never copied: VCS data, our state, environments and caches (rebuilt or irrelevant for a run).
-SKIPPED_DIRS = frozenset({
-    ".git", ".hg", ".svn", ".localcode", ".venv", "venv", "node_modules", "__pycache__",
-    ".pytest_cache", ".mypy_cache", ".ruff_cache", ".tox", ".nox", ".eggs", ".idea", ".vscode",
-})
+# The copy also leaves out what no check reads but the index still walks: editor settings
+# (.idea, .vscode: project files a user opens and edits) and setuptools' cache of downloaded
+# build requirements (.eggs: the index leaves it to .gitignore, where such projects list it).
+COPY_ONLY_SKIPPED_DIRS = frozenset({".eggs", ".idea", ".vscode"})
+# Never copied: the dirs nothing walks into (the index's rule) and the copy's own above.
+SKIPPED_DIRS = NEVER_WALKED_DIRS | COPY_ONLY_SKIPPED_DIRS
 MAX_COPIED_FILE_BYTES = 50 * 1024 * 1024
 
 
