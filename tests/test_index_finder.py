@@ -9,7 +9,8 @@ import pytest
 
 from localcode_lsp.config import Config
 from localcode_lsp.index import CodeIndex
-from localcode_lsp.index.symbols import Symbol, encode_source, function_at, parse_symbols
+from localcode_lsp.index.definitions import function_at, parse_symbols
+from localcode_lsp.index.symbols import Symbol, encode_source
 from localcode_lsp.workspace import Workspace
 
 SOURCE = '''\

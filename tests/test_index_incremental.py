@@ -10,9 +10,10 @@ from hypothesis import strategies as st
 
 from localcode_lsp.config import Config
 from localcode_lsp.index import CodeIndex
+from localcode_lsp.index.definitions import derive_symbols
 from localcode_lsp.index.languages import ParserCache
 from localcode_lsp.index.parsed import ParsedFile, diff_edit
-from localcode_lsp.index.symbols import Queries, derive_symbols
+from localcode_lsp.index.queries import Queries
 from localcode_lsp.workspace import Workspace
 
 FIXTURE = Path(__file__).parent / "fixtures" / "index_shop"

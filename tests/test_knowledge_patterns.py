@@ -117,7 +117,7 @@ def test_open_buffer_wins_over_disk(copy_fixture):
 def test_mined_definitions_come_from_the_index_finder():
     """knowledge.syntax reads definitions through index.symbols: the same names, kinds and
     stubs as the index, plus what only the pattern library asks (params, decorators, calls)."""
-    from localcode_lsp.index.symbols import parse_symbols
+    from localcode_lsp.index.definitions import parse_symbols
     from localcode_lsp.knowledge.syntax import module_facts
 
     source = (

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from server_helpers import read_message
 
-from localcode_lsp.index.core import EMBED_DEBOUNCE_SECONDS
+from localcode_lsp.index.embedding import EMBED_DEBOUNCE_SECONDS
 
 REPO_ROOT = Path(__file__).parent.parent
 STRESS = os.environ.get("LOCALCODE_STRESS") == "1"

@@ -6,11 +6,13 @@ The engine creates one `CodeIndex` per workspace lazily; see `core.py`.
 from __future__ import annotations
 
 from .chunks import Chunk
-from .core import CodeIndex, IndexStats, SearchHit
+from .core import CodeIndex, IndexStats
+from .facts import Import
 from .graph import TestRef
 from .languages import ParserCache, language_for_path
+from .search import SearchHit
 from .store import EmbeddingModelError, resolve_embedding_model
-from .symbols import Import, Symbol
+from .symbols import Symbol
 
 __all__ = [
     "Chunk",

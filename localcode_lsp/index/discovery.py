@@ -1,5 +1,6 @@
 """Which files of the workspace the index covers: .gitignore and .localcode/ignore respected,
-binary and oversized files skipped (and counted)."""
+binary and oversized files skipped (and counted); and which directories nothing walks into
+(`NEVER_WALKED_DIRS`, also the verification copy's and the test finder's rule)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,19 @@ from ..logs import get_logger
 
 log = get_logger("index.discovery")
 
-ALWAYS_SKIPPED_DIRS = frozenset({
-    ".git", ".localcode", ".venv", "venv", "node_modules", "__pycache__", ".hg", ".svn",
-    ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tox", ".nox", ".hypothesis",
+# Directories nothing walks into, wherever they are: VCS data, localcode's own state,
+# environments and tool caches. The one list: the index's walk below, the verification copy
+# (verify/workcopy.py) and the test finder (verify/testrun.py) all skip these.
+NEVER_WALKED_DIRS = frozenset({
+    ".git", ".hg", ".svn", ".localcode", ".venv", "venv", "node_modules", "__pycache__",
+    ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tox", ".nox",
 })
+# The index also passes over what is no source to index but a verification copy keeps: the
+# hypothesis example database (tests run in a copy replay the examples that failed before) and
+# *.egg-info build metadata (tests may read the package's version and entry points).
+INDEX_ONLY_SKIPPED_DIRS = frozenset({".hypothesis"})
+INDEX_ONLY_SKIPPED_SUFFIXES = (".egg-info",)
+
 _BINARY_SNIFF_BYTES = 8192
 
 
@@ -79,6 +89,12 @@ def looks_binary(path: Path) -> bool:
     return False
 
 
+def index_skips_dir(name: str) -> bool:
+    """Whether the index's walk passes over a directory named `name`."""
+    return name in NEVER_WALKED_DIRS or name in INDEX_ONLY_SKIPPED_DIRS \
+        or name.endswith(INDEX_ONLY_SKIPPED_SUFFIXES)
+
+
 def discover(root: Path, max_file_bytes: int, *,
              suffixes: tuple[str, ...] | None = None) -> Discovery:
     """Walk `root` and return the indexable files, sorted by path (only names ending in one of
@@ -99,7 +115,7 @@ def discover(root: Path, max_file_bytes: int, *,
         kept_dirs = []
         for name in sorted(dirnames):
             rel = f"{rel_dir}/{name}" if rel_dir else name
-            if name in ALWAYS_SKIPPED_DIRS or name.endswith(".egg-info"):
+            if index_skips_dir(name):
                 continue
             if (directory / name).is_symlink():
                 continue

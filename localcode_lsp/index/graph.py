@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from .facts import CallRef, FileFacts, Import
 from .languages import TEST_DIRECTORIES, conventional_test_names, is_pytest_file, is_test_path
-from .symbols import CLASS, FUNCTION, METHOD, CallRef, FileFacts, Import, Symbol, innermost
+from .symbols import CLASS, FUNCTION, METHOD, Symbol, innermost
 
 SymbolKey = tuple[str, str]  # (path, qualified_name)
 

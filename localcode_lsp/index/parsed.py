@@ -5,18 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .definitions import derive_symbols
+from .facts import FileFacts, derive_facts
 from .languages import ParserCache
-from .symbols import (
-    CLASS,
-    DEF_LANGUAGES,
-    FUNCTION,
-    METHOD,
-    FileFacts,
-    Queries,
-    Symbol,
-    derive_facts,
-    derive_symbols,
-)
+from .queries import DEF_LANGUAGES, Queries
+from .symbols import CLASS, FUNCTION, METHOD, Symbol
 
 if TYPE_CHECKING:  # types only: tree_sitter loads on first parse
     from tree_sitter import Node

@@ -5,8 +5,9 @@ symbols are at hand, and for candidate text (imports and calls of a target). tre
 error-tolerant, so a candidate that does not parse still yields its imports and calls.
 
 Which definitions a module holds, their names, ranges, docstrings and stubs, and its imports
-come from the index's one finder (`index.symbols`); this module adds what only the knowledge
-store asks about a definition (parameters, decorators, bases, the calls in its body).
+come from the index's one finder (`index.symbols`, derived by `index.definitions`, imports by
+`index.facts`); this module adds what only the knowledge store asks about a definition
+(parameters, decorators, bases, the calls in its body).
 """
 
 from __future__ import annotations
@@ -16,17 +17,11 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..index.definitions import derive_symbols
+from ..index.facts import Import, called_names, python_imports
 from ..index.languages import ParserCache
-from ..index.symbols import (
-    CLASS,
-    Import,
-    Queries,
-    Symbol,
-    called_names,
-    derive_symbols,
-    encode_source,
-    python_imports,
-)
+from ..index.queries import Queries
+from ..index.symbols import CLASS, Symbol, encode_source
 
 if TYPE_CHECKING:  # types only: tree_sitter loads on first parse
     from tree_sitter import Node, Tree
