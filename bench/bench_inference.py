@@ -40,7 +40,8 @@ if __package__ in (None, ""):  # `python bench/bench_inference.py`
 
 from localcode_lsp.config import Config  # noqa: E402
 from localcode_lsp.engine import Engine  # noqa: E402
-from localcode_lsp.inference.llama_backend import LlamaCppBackend, available_cores  # noqa: E402
+from localcode_lsp.inference.llama_backend import LlamaCppBackend  # noqa: E402
+from localcode_lsp.inference.llama_native import available_cores  # noqa: E402
 from localcode_lsp.pipeline.completion import complete_at  # noqa: E402
 
 REPORTS = Path(__file__).resolve().parent / "reports"

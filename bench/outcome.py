@@ -205,6 +205,22 @@ def plot(title: str, arm_totals: dict[str, dict], path: Path) -> None:
     plt.close(fig)
 
 
+def show(name: str, report: dict, out: Path) -> None:
+    """Print `report`'s table and draw its plot beside `out` (same name, .png), titled
+    "`name`, <model>, half <half>"."""
+    title = f"{name}, {report['model']}, half {report['half']}"
+    print(table(title, report["totals"]))
+    plot(title, report["totals"], out.with_suffix(".png"))
+
+
+def show_saved(name: str, out: Path) -> None:
+    """--report-only: the report saved at `out` shown as `show` does, its totals recounted from
+    its rows first (the file itself is left as it is)."""
+    report = json.loads(out.read_text())
+    report["totals"] = totals(report["rows"], tuple(report["totals"]))
+    show(name, report, out)
+
+
 def save_json(path: Path, report: dict) -> None:
     """Write `report` atomically: a run killed mid-write leaves the previous file whole."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -170,7 +170,10 @@ def test_a_run_writes_the_report_for_the_chosen_half_and_prints_the_table(proble
     assert len(numbers) == 2 and all(n % 2 == 1 for n in numbers)
     assert report["totals"]["raw_chat_fix"]["passed"] == 0
     assert report["half"] == "report" and report["benchmark"] == "bugfix"
-    assert "raw_chat_fix" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "raw_chat_fix" in printed
     assert Path(out.with_suffix(".png")).exists()
+    assert bugfix.main(["--report-only", "--out", str(out)]) == 0  # the same table again
+    assert capsys.readouterr().out == printed[printed.index("bug fixing, "):printed.index("JSON: ")]
     with pytest.raises(SystemExit, match="unknown arm"):
         bugfix.main(["--arms", "raw_fix", "--out", str(out)], backend=backend)

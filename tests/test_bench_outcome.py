@@ -107,6 +107,20 @@ def test_a_run_saves_each_problem_resumes_where_it_stopped_and_keeps_to_its_budg
     assert (tmp_path / "r.png").stat().st_size > 1000
 
 
+def test_a_saved_report_is_shown_again_with_its_totals_recounted(tmp_path, capsys):
+    rows = [{"task_id": "p0", "a": outcome.outcome(True, 2, 1.0, returned=True)},
+            {"task_id": "p1", "a": outcome.outcome(False, 3, 2.0, returned=True)}]
+    report = {"model": "m", "half": "report", "rows": rows, "totals": {"a": {"passed": 0}}}
+    out = tmp_path / "r.json"
+    out.write_text(json.dumps(report))  # written before a counting change: stale totals
+    outcome.show_saved("bench", out)
+    title, _header, row = capsys.readouterr().out.splitlines()
+    assert title == "bench, m, half report"
+    assert row.split() == ["a", "1/2", "50.0%", "5", "5.0", "1.5", "3", "2", "1"]
+    assert (tmp_path / "r.png").stat().st_size > 1000
+    assert json.loads(out.read_text()) == report  # the file itself is left as it was
+
+
 def test_a_model_path_must_exist(tmp_path):
     config = outcome.Config()
     with pytest.raises(SystemExit, match="--model: no such file"):

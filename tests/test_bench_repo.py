@@ -100,7 +100,10 @@ def test_raw_fim_is_scored_by_the_projects_tests_and_the_checkout_restored(prepa
     work = cache / "work" / "mylib-1.0" / "mylib.py"
     assert work.read_text() == MODULE  # every blanked file put back
     assert (cache / "mylib-1.0" / "mylib.py").read_text() == MODULE
-    assert "raw_fim" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "raw_fim" in printed
+    assert repo.main(["--report-only", "--out", str(out)]) == 0  # the same table again
+    assert capsys.readouterr().out == printed[printed.index("real repository, "):printed.index("JSON: ")]
 
 
 def test_an_unprepared_checkout_is_named(prepared, tmp_path):

@@ -43,6 +43,7 @@ from localcode_lsp.engine import Engine
 from localcode_lsp.inference import create_backend
 
 ARMS = ("raw_chat_fix", "localcode_fix")
+TITLE = "bug fixing"  # the table's and the plot's title: TITLE, model, half
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 FIX_REQUEST = (
     "The function `{name}` in solution.py has a bug: the project's tests fail.\n\n"
@@ -155,12 +156,7 @@ def main(argv: list[str] | None = None, backend=None) -> int:
     parser.add_argument("--problems", default="", help="comma-separated HumanEval numbers")
     args = parser.parse_args(argv)
     if args.report_only:
-        report = json.loads(args.out.read_text())
-        arms = tuple(report["totals"])
-        report["totals"] = outcome.totals(report["rows"], arms)
-        title = f"bug fixing, {report['model']}, half {report['half']}"
-        print(outcome.table(title, report["totals"]))
-        outcome.plot(title, report["totals"], args.out.with_suffix(".png"))
+        outcome.show_saved(TITLE, args.out)
         return 0
     arms = tuple(a for a in args.arms.split(",") if a)
     unknown = set(arms) - set(ARMS)
@@ -182,9 +178,7 @@ def main(argv: list[str] | None = None, backend=None) -> int:
     report = outcome.run_problems(items, arms,
                                   lambda item, arm: run_arm(backend, config, item, arm),
                                   args.out, meta, resume=args.resume, minutes=args.minutes)
-    title = f"bug fixing, {report['model']}, half {args.half}"
-    print(outcome.table(title, report["totals"]))
-    outcome.plot(title, report["totals"], args.out.with_suffix(".png"))
+    outcome.show(TITLE, report, args.out)
     print(f"JSON: {args.out}  plot: {args.out.with_suffix('.png')}")
     return 0
 

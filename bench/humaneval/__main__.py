@@ -313,7 +313,7 @@ def calls_per_problem(path: Path) -> dict[str, int]:
     try:
         rows = json.loads(path.read_text())["rows"]
     except (OSError, ValueError, KeyError) as exc:
-        raise SystemExit(f"--k-from {path}: expected a saved bench.humaneval run ({exc})")
+        raise SystemExit(f"--k-from {path}: expected a saved bench.humaneval run ({exc})") from exc
     calls = {row["task_id"]: row["harness_hidden"]["calls"] for row in rows
              if "harness_hidden" in row}
     if not calls:

@@ -39,6 +39,7 @@ from localcode_lsp.inference import create_backend
 from localcode_lsp.pipeline.target import BodyStop, trim_body
 
 ARMS = ("raw_fim", "localcode")
+TITLE = "real repository"  # the table's and the plot's title: TITLE, model, half
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
 
@@ -124,11 +125,7 @@ def main(argv: list[str] | None = None, backend=None) -> int:
     parser.add_argument("--cache", type=Path, default=CACHE)
     args = parser.parse_args(argv)
     if args.report_only:
-        report = json.loads(args.out.read_text())
-        report["totals"] = outcome.totals(report["rows"], tuple(report["totals"]))
-        title = f"real repository, {report['model']}, half {report['half']}"
-        print(outcome.table(title, report["totals"]))
-        outcome.plot(title, report["totals"], args.out.with_suffix(".png"))
+        outcome.show_saved(TITLE, args.out)
         return 0
     arms = tuple(a for a in args.arms.split(",") if a)
     unknown = set(arms) - set(ARMS)
@@ -150,9 +147,7 @@ def main(argv: list[str] | None = None, backend=None) -> int:
     report = outcome.run_problems(
         items, arms, lambda item, arm: run_arm(backend, config, roots[item["project"]], item, arm),
         args.out, meta, resume=args.resume, minutes=args.minutes)
-    title = f"real repository, {report['model']}, half {args.half}"
-    print(outcome.table(title, report["totals"]))
-    outcome.plot(title, report["totals"], args.out.with_suffix(".png"))
+    outcome.show(TITLE, report, args.out)
     print(f"JSON: {args.out}  plot: {args.out.with_suffix('.png')}")
     return 0
 
