@@ -354,3 +354,45 @@ def test_rescore_chat_sanitizes_stored_answers_and_scores_them_again(problem, tm
     [row] = json.loads(out.read_text())["rows"]
     assert row["raw_chat"]["passed"] and not row["raw_chat"]["edit_wrong"]
     assert "assert" not in row["raw_chat"]["program"]
+
+
+ablation = pytest.importorskip("bench.humaneval.ablation")
+
+
+def _verdict(id, attempt, gates, right, passed=False, source="model"):
+    return {"id": id, "attempt": attempt, "gates": gates, "hidden_tests": right,
+            "passed": passed, "source": source}
+
+
+def test_the_ablation_reads_what_each_component_won_from_the_log(tmp_path, capsys):
+    ok = "parse ✓, lint ✓, tests ✓, review ✓"
+    rows = [
+        # the first candidate passed
+        {"task_id": "a", "harness_hidden": {"passed": True, "calls": 2, "verdicts": [
+            _verdict(1, 0, ok, True, True), _verdict(2, 0, "not verified", True)]}},
+        # the checks rejected a right one, a later candidate of attempt 0 won
+        {"task_id": "b", "harness_hidden": {"passed": True, "calls": 3, "verdicts": [
+            _verdict(1, 0, "parse ✓, tests ✗, review -", True),
+            _verdict(2, 0, ok, True, True)]}},
+        # the review rejected a wrong one; a retry won
+        {"task_id": "c", "harness_hidden": {"passed": True, "calls": 9, "verdicts": [
+            _verdict(1, 0, "parse ✓, tests ✓, review ✗", False),
+            _verdict(2, 1, ok, True, True)]}},
+        # nothing passed; the checks rejected a wrong one; a correct one was lost
+        {"task_id": "d", "harness_hidden": {"passed": False, "calls": 20,
+                                            "candidate_solved": True, "verdicts": [
+            _verdict(1, 0, "parse ✓, tests ✗, review -", False)]}},
+    ]
+    counts = ablation.analyse(rows)
+    assert (counts["first_candidate"], counts["later_candidate_first_attempt"],
+            counts["retry"]) == (1, 1, 1)
+    assert (counts["checks_rejected_right"], counts["checks_rejected_wrong"]) == (1, 1)
+    assert (counts["review_rejected_wrong"], counts["review_rejected_right"]) == (1, 0)
+    assert counts["checks_passed_wrong"] == 1  # c's first candidate passed checks, was wrong
+    assert (counts["solved"], counts["calls"], counts["calls_on_unsolved"],
+            counts["lost"]) == (3, 34, 20, 1)
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps({"model": "m", "half": "report", "rows": rows}))
+    assert ablation.main([str(run), "--json", str(tmp_path / "a.json")]) == 0
+    assert "feedback retries" in capsys.readouterr().out
+    assert json.loads((tmp_path / "a.json").read_text())[str(run)]["retry"] == 1

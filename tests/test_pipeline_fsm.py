@@ -92,12 +92,22 @@ def test_implements_a_stub_first_try(tmp_path):
     assert locate.message.startswith("Found double at calc.py:4-9")
     # the greedy candidate passed, so the second one was never verified
     assert len(result.verdicts) == 1
-    # a stub with no instruction: one greedy call on the file alone, then the context prompt
-    plain, call = result.model_calls
+    # a stub with no instruction: one greedy call on the file alone; it passed, so the
+    # context prompt was never asked
+    [plain] = result.model_calls
     head = CALC[: CALC.index("    \"\"\"\n\n\ndef quadruple") + 8]
     assert [s["name"] for s in plain["sections"]] == ["target"]
     assert plain["n"] == 1 and plain["temperature"] == 0.0 and "file alone" in plain["purpose"]
     assert backend.calls[0].prompt == head
+
+
+def test_the_context_prompt_follows_when_the_file_alone_fails(tmp_path):
+    engine, backend = make_engine(tmp_path, [BAD, GOOD])
+    result = engine.implement(Task(path="calc.py", symbol="double", intent="edit"))
+    assert result.status == "verified", result.message
+    head = CALC[: CALC.index("    \"\"\"\n\n\ndef quadruple") + 8]
+    plain, call = result.model_calls
+    assert "file alone" in plain["purpose"] and "file alone" not in call["purpose"]
     names = {s["name"]: s for s in call["sections"]}
     assert {"system", "target"} <= set(names)
     assert names["target"]["tokens"] == backend.count_tokens(head)
@@ -111,8 +121,10 @@ def test_a_model_with_fim_tokens_fills_the_body_between_prefix_and_suffix(tmp_pa
     assert result.status == "verified"
     after_body = CALC[CALC.index("\n\ndef quadruple"):]
     body_calls = [c for c in backend.calls if c.max_tokens > 16]
-    # the file-alone call, the context prompt's greedy call and its sample: all infills
-    assert len(body_calls) == 3
+    # the file-alone call and the context prompt's greedy call, both infills; the context
+    # prompt's greedy answer passed, so its sample is never drawn
+    assert len(body_calls) == 2
+    assert states_of(result).count("GENERATE") == 2
     assert all(c.suffix == after_body and c.code_first == "#" for c in body_calls)
     assert all(c["suffix_tokens"] == backend.count_tokens(after_body)
                for c in result.model_calls if c["state"] == "GENERATE")
@@ -161,7 +173,8 @@ def test_failing_gate_feedback_reaches_the_next_prompt_verbatim(tmp_path):
     assert any(s["name"] == "feedback" and s["tokens"] > 0 for s in feedback)
     assert [(e.state, e.data["outcome"]) for e in result.trace if "outcome" in e.data
             and e.state in ("VERIFY", "REPAIR")] == [
-        ("VERIFY", "failed"), ("REPAIR", "retry"), ("VERIFY", "passed")]
+        ("VERIFY", "draw_more"), ("VERIFY", "failed"), ("REPAIR", "retry"),
+        ("VERIFY", "passed")]
 
 
 def test_retry_exhaustion_returns_no_candidate_and_no_patch(tmp_path):
@@ -172,10 +185,12 @@ def test_retry_exhaustion_returns_no_candidate_and_no_patch(tmp_path):
     assert result.patches == []
     assert FAIL_LINE in result.message
     generate = [c["purpose"] for c in result.model_calls if c["state"] == "GENERATE"]
-    # the first attempt also asks for the file alone; the retries carry feedback, so do not
+    # the first attempt also asks for the file alone; the retries carry feedback, so do not.
+    # Each retry draws its greedy answer, then (that failing) its sample.
     assert generate == ["body of double from the file alone (attempt 0)",
-                        "body of double (attempt 0)", "body of double (attempt 1)",
-                        "body of double (attempt 2)"]
+                        "body of double (attempt 0)",
+                        "body of double (attempt 1)", "body of double (attempt 1)",
+                        "body of double (attempt 2)", "body of double (attempt 2)"]
     assert states_of(result)[-1] == "REPAIR" and result.trace[-1].state == "FAILED"
     # identical bodies are verified once, not once per attempt
     assert len(engine.gate.requests) == 1
@@ -187,10 +202,38 @@ def test_model_calls_count_identical_samples_that_came_back_merged(tmp_path):
     backend.default = BAD
     result = engine.implement(Task(path="calc.py", symbol="double", intent="edit"))
     calls = [c for c in result.model_calls if c["state"] == "GENERATE"]
-    # the file alone: greedy; the context prompt: greedy + 2 identical samples (merged)
-    assert [(c["n"], c["distinct"]) for c in calls] == [(1, 1), (3, 2)]
-    assert [c["temperature"] for c in calls] == [0.0, 0.6]
+    # the file alone: greedy; the context prompt: greedy, then (both failing) 2 identical
+    # samples, merged
+    assert [(c["n"], c["distinct"]) for c in calls] == [(1, 1), (1, 1), (2, 1)]
+    assert [c["temperature"] for c in calls] == [0.0, 0.0, 0.6]
     assert sum(c["n"] for c in calls) == len(backend.calls) == 4
+
+
+def test_samples_are_drawn_only_when_no_greedy_answer_passes(tmp_path):
+    engine, backend = make_engine(tmp_path, [GOOD], candidates=5)
+    result = engine.implement(Task(path="calc.py", symbol="double", intent="edit"))
+    assert result.status == "verified"
+    # the greedy answer of the first prompt (the file alone) passed: nothing else is drawn
+    assert [c.temperature for c in backend.calls if c.max_tokens > 16] == [0.0]
+    assert sum(c["n"] for c in result.model_calls if c["state"] == "GENERATE") == 1
+    assert states_of(result) == ["UNDERSTAND", "LOCATE", "PLAN", "GENERATE", "VERIFY"]
+
+
+def test_a_lazy_draw_is_the_set_an_eager_one_would_be(tmp_path):
+    # the greedy answers fail, a sample passes: seeds go on from the greedy call's seed, as
+    # when every candidate was drawn in one go
+    engine, backend = make_engine(tmp_path, [BAD, BAD, BAD, GOOD], candidates=4, retries=0)
+    result = engine.implement(Task(path="calc.py", symbol="double", intent="edit"))
+    assert result.status == "verified"
+    body = [c for c in backend.calls if c.max_tokens > 16]
+    assert [(c.temperature, c.seed) for c in body] == [(0.0, 0), (0.0, 0), (0.6, 1), (0.6, 2)]
+    assert states_of(result) == ["UNDERSTAND", "LOCATE", "PLAN", "GENERATE", "VERIFY",
+                                 "GENERATE", "VERIFY", "GENERATE", "VERIFY"]
+    messages = [e.message for e in result.trace if e.state == "GENERATE" and "phase" in e.data]
+    assert messages == [
+        "Producing 1 candidate for double (greedy; up to 4 in all)...",
+        "Producing 1 more candidate for double (greedy; up to 4 in all)...",
+        "Producing 2 more candidates for double (sampled: no greedy answer passed)..."]
 
 
 def test_a_passing_candidate_is_never_lost_by_a_later_attempt(tmp_path):
@@ -313,7 +356,7 @@ def test_generate_is_announced_before_the_model_runs(tmp_path):
     engine, _ = make_engine(tmp_path, [GOOD])
     result = engine.implement(Task(path="calc.py", position=Position(5, 4), intent="edit"))
     generate = [e for e in result.trace if e.state == "GENERATE"]
-    assert generate[0].message.startswith("Producing 2 candidates") and generate[0].data["phase"] == "start"
+    assert generate[0].message.startswith("Producing 1 candidate for") and generate[0].data["phase"] == "start"
     assert "distinct candidates" in generate[1].message
 
 
@@ -390,7 +433,7 @@ def test_generate_new_code_at_the_end_of_a_file(tmp_path):
 
 
 def test_session_summary_reaches_the_prompt(tmp_path):
-    engine, backend = make_engine(tmp_path, [GOOD])
+    engine, backend = make_engine(tmp_path, [BAD, GOOD])
     summary = "# Session so far:\n# - implement greet: verified [calc.py]\n"
     engine.implement(Task(path="calc.py", symbol="double", intent="edit",
                           session_summary=summary))

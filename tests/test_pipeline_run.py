@@ -53,7 +53,7 @@ def test_real_model_implements_the_example_stub(copy_fixture, isolated_home):
     states = [e["state"] for e in report["trace"]]
     transitions = [s for i, s in enumerate(states) if i == 0 or states[i - 1] != s]
     assert transitions[:5] == ["UNDERSTAND", "LOCATE", "PLAN", "GENERATE", "VERIFY"]
-    assert any(e["message"].startswith("Producing 5 candidates") for e in report["trace"])
+    assert any(e["message"].startswith("Producing 1 candidate for") for e in report["trace"])
     assert any("Found total_value at inventory.py:23-28" in e["message"] for e in report["trace"])
     call = next(c for c in report["model_calls"] if c["state"] == "GENERATE")
     assert call["prompt_tokens"] > 0 and any(s["name"] == "target" for s in call["sections"])

@@ -38,7 +38,7 @@ def spawn_session(project: Path, config_home: Path, transcript: Path) -> pexpect
 def expect_diff(child: pexpect.spawn) -> str:
     """Wait for the stage lines and the diff of a verified `square_of`; return the text shown."""
     child.expect(r"\[LOCATE\]\S* Found square_of at src/mathutil.py:\d+")
-    child.expect(r"\[GENERATE\]\S* Producing \d+ candidates")
+    child.expect(r"\[GENERATE\]\S* Producing \d+ (more )?candidates?")
     child.expect(r"\[VERIFY\]\S* Candidate \d+ passes \(parse ✓")
     child.expect("Here's the diff:")
     child.expect(r"Apply\? \[y/n\]")

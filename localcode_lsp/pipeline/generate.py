@@ -37,29 +37,34 @@ def generate(state: RunState, parts: Collaborators) -> tuple[str, str]:
                   stop_rule=BodyStop(target.def_indent),
                   code_first=comment_marker(target.path),  # the body starts with code
                   language=language_for_path(target.path) or "")
-    state.emit(State.GENERATE, f"Producing {gen.candidates} candidates for "
-                               f"{target.qualified_name}...", phase="start")
     seed = 1000 * state.step + 100 * attempt
+    asks = parts.prompts.body(job)
+    draws = draw_plan([1 if ask.one_greedy else 0 for ask in asks], gen.candidates)
+    index, n, greedy = draws[state.attempt.draws_done]
+    state.attempt.draws_done += 1
+    state.attempt.draws_left = len(draws) - state.attempt.draws_done
+    how = (f"greedy; up to {gen.candidates} in all" if greedy
+           else "sampled: no greedy answer passed")
+    more = " more" if state.attempt.draws_done > 1 else ""
+    state.emit(State.GENERATE, f"Producing {n}{more} {_plural('candidate', n)} for "
+                               f"{target.qualified_name} ({how})...", phase="start")
+    ask = asks[index]
+    # a sample gets the seed it would have had in one eager draw of the whole share
+    completions = call_model(state, parts, State.GENERATE, ask, n=n,
+                             temperature=0.0 if greedy else gen.temperature,
+                             max_tokens=gen.max_tokens, seed=seed if greedy else seed + 1,
+                             greedy_first=greedy)
+    drawn = len(completions)
     bodies: list[tuple[str, Completion, bool]] = []
-    drawn = 0
-    for ask in parts.prompts.body(job):
-        want = 1 if ask.one_greedy else gen.candidates - drawn
-        if want < 1:
-            break
-        completions = call_model(state, parts, State.GENERATE, ask, n=want,
-                                 temperature=0.0 if ask.one_greedy else gen.temperature,
-                                 max_tokens=gen.max_tokens, seed=seed,
-                                 greedy_first=not ask.one_greedy)
-        drawn += len(completions)
-        for completion in completions:
-            body = trim_body(ask.read(completion.text), target.def_indent, target.body_indent)
-            salvaged = salvage_body(target, body) if body else None
-            bodies.append((salvaged if salvaged is not None else body, completion,
-                           salvaged is not None))
+    for completion in completions:
+        body = trim_body(ask.read(completion.text), target.def_indent, target.body_indent)
+        salvaged = salvage_body(target, body) if body else None
+        bodies.append((salvaged if salvaged is not None else body, completion,
+                       salvaged is not None))
     added = collect(state, [(body, completion, target.assemble(body), salvaged)
                             for body, completion, salvaged in bodies])
     if not added:
-        return "no_candidates", f"No usable candidate among {drawn} samples"
+        return "no_candidates", f"No new usable candidate among {drawn} samples"
     retry = f" (retry {attempt}, feedback: {len(feedback)} lines)" if attempt else ""
     return "candidates", f"{added} distinct candidates for {target.qualified_name}{retry}"
 
@@ -80,8 +85,8 @@ def write(state: RunState, parts: Collaborators) -> tuple[str, str]:
                      feedback=current_feedback(state), attempt=state.attempt.number,
                      code=context.code, summary=state.task.session_summary,
                      language=language_for_path(spot.path) or "")
-    state.emit(State.WRITE, f"Producing {gen.candidates} candidates for new code at "
-                            f"{spot.location()}...", phase="start")
+    state.emit(State.WRITE, f"Producing {gen.candidates} {_plural('candidate', gen.candidates)} "
+                            f"for new code at {spot.location()}...", phase="start")
     ask = parts.prompts.new_code(job)
     completions = call_model(state, parts, State.WRITE, ask, n=gen.candidates,
                              temperature=gen.temperature, max_tokens=gen.max_tokens,
@@ -97,10 +102,29 @@ def write(state: RunState, parts: Collaborators) -> tuple[str, str]:
     return "candidates", f"{added} distinct candidates for new code at {spot.location()}"
 
 
+def draw_plan(one_greedy: list[int], candidates: int) -> list[tuple[int, int, bool]]:
+    """The attempt's draws in order, as (ask index, how many, greedy): the greedy answer of
+    every ask first, then each ask's samples. An ask marked one-greedy gives one candidate,
+    the others share the rest of `candidates`."""
+    shares, taken = [], 0
+    for single in one_greedy:
+        share = 1 if single else max(0, candidates - taken)
+        shares.append(share)
+        taken += share
+    greedy = [(i, 1, True) for i, share in enumerate(shares) if share >= 1]
+    samples = [(i, share - 1, False) for i, share in enumerate(shares) if share > 1]
+    return greedy + samples or [(0, 1, True)]
+
+
+def _plural(word: str, n: int) -> str:
+    return word if n == 1 else word + "s"
+
+
 def collect(state: RunState, drafts: list[tuple[str, Completion, str, bool]]) -> int:
-    """The attempt's candidates: each distinct non-empty draft once, in order."""
+    """The candidates VERIFY checks next: each non-empty draft this attempt has not had yet,
+    in order."""
     state.attempt.candidates = []
-    seen: set[str] = set()
+    seen = state.attempt.drawn_texts
     for text, completion, file_text, salvaged in drafts:
         if not text or text in seen:
             continue

@@ -20,7 +20,8 @@ def call_model(state: RunState, parts: Collaborators, stage: State, ask: Ask, *,
                temperature: float = 0.0, max_tokens: int = 64, seed: int = 0,
                greedy_first: bool = False) -> list[Completion]:
     """`n` completions of `ask` (the first greedy with `greedy_first`; identical samples come
-    back merged with their `votes`). Raises Cancelled when the run is cancelled."""
+    back merged with their `votes`); the i-th is drawn with seed `seed + i`. Raises Cancelled
+    when the run is cancelled."""
     state.cancel.raise_if_cancelled()
     count = parts.count
     prompt = state.budget.fit(ask.sections, count)
@@ -63,7 +64,7 @@ def call_model(state: RunState, parts: Collaborators, stage: State, ask: Ask, *,
                 common["suffix"] = ask.suffix
             completions.extend(backend.candidates(
                 prompt.text, n - len(completions), temperature=temperature, grammar=ask.grammar,
-                seed=seed + 1, **common))
+                seed=seed + len(completions), **common))
     seconds = time.monotonic() - started
     state.result.model_calls.append(ModelCall(
         state=stage.value, purpose=ask.purpose, sections=prompt.describe(),

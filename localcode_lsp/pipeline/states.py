@@ -41,6 +41,7 @@ TRANSITIONS: dict[tuple[State, str], State] = {
     (S.WRITE, "no_candidates"): S.VERIFY,
     (S.VERIFY, "passed"): S.COMPLETE,       # last plan step verified
     (S.VERIFY, "next_step"): S.GENERATE,    # a step verified, more steps to go
+    (S.VERIFY, "draw_more"): S.GENERATE,    # none passed yet: the attempt's next draw
     (S.VERIFY, "failed"): S.REPAIR,         # no candidate passed
     (S.REPAIR, "passed"): S.COMPLETE,       # repaired from the error->fix cache, verified
     (S.REPAIR, "next_step"): S.GENERATE,

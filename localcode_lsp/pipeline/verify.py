@@ -42,6 +42,10 @@ def verify(state: RunState, parts: Collaborators) -> tuple[str, str]:
                                  f"{shorten(first, 120)}", candidate=candidate.id, passed=False)
         if attempt.best_failure is None or ranked.key > attempt.best_failure.key:
             attempt.best_failure = ranked
+    state.cancel.raise_if_cancelled()  # cancelled while the gate ran: draw nothing more
+    if attempt.draws_left > 0:
+        return "draw_more", (f"No candidate of attempt {attempt.number} passed yet; "
+                             f"{attempt.draws_left} more draws")
     return "failed", f"No candidate of attempt {attempt.number} passed"
 
 

@@ -1,0 +1,154 @@
+"""What each part of the harness earned on a finished HumanEval run, read from its logs.
+
+    python -m bench.humaneval.ablation bench/results/humaneval-1.5b-localcode.json [--json OUT]
+
+A run of the harness_hidden arm logs every candidate it verified: its attempt, which gates
+passed, and whether the hidden tests (never shown to the harness) pass it. From that log this
+counts, per component, what it won and what it cost, without running the model again:
+
+- first draw: problems the first candidate solved (what a single greedy answer would give);
+- more candidates: problems solved by a later candidate of the first attempt;
+- feedback retries: problems solved on attempt 1 or later, and the calls the retries spent;
+- visible checks (docstring examples): candidates they rightly rejected, correct ones they
+  rejected, wrong ones they let through;
+- diff review: the same three counts for the review;
+- knowledge store: few-shot examples and docs served, repairs tried and passed.
+
+A count here is an upper or lower bound, not a rerun: "solved by the first draw" is what the
+harness would keep without the component; it cannot say what a run without it would have drawn
+instead. The table says so in its notes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ARM = "harness_hidden"
+
+
+def gate_marks(summary: str) -> dict[str, str]:
+    """'parse ✓, tests ✗, review -' -> {'parse': '✓', 'tests': '✗', 'review': '-'}."""
+    marks = {}
+    for part in summary.split(","):
+        name, _, mark = part.strip().rpartition(" ")
+        if name:
+            marks[name] = mark
+    return marks
+
+
+def analyse(rows: list[dict]) -> dict:
+    """Per component: what it won and what it cost on these rows (see the module doc)."""
+    counts = {
+        "problems": 0, "solved": 0, "calls": 0, "calls_on_unsolved": 0,
+        "first_candidate": 0, "later_candidate_first_attempt": 0, "retry": 0,
+        "retry_calls": 0, "repair": 0,
+        "checks_rejected_wrong": 0, "checks_rejected_right": 0, "checks_passed_wrong": 0,
+        "review_rejected_wrong": 0, "review_rejected_right": 0, "review_passed_wrong": 0,
+        "few_shot_served": 0, "docs_served": 0, "knowledge_repairs": 0,
+        "lost": 0, "wrong_edits": 0,
+    }
+    for row in rows:
+        run = row.get(ARM)
+        if not run:
+            continue
+        counts["problems"] += 1
+        counts["calls"] += run["calls"]
+        counts["lost"] += int(run.get("candidate_solved", False) and not run["passed"])
+        counts["wrong_edits"] += int(run.get("edit_wrong", False))
+        knowledge = run.get("knowledge") or {}
+        session = knowledge.get("session") or {}
+        counts["few_shot_served"] += int(session.get("few_shot_served", 0) or 0)
+        counts["docs_served"] += int(session.get("docs_served", 0) or 0)
+        counts["knowledge_repairs"] += int(knowledge.get("repairs", 0) or 0)
+        verified = [v for v in run.get("verdicts", []) if v.get("gates") != "not verified"]
+        for verdict in verified:
+            marks = gate_marks(verdict["gates"])
+            right = bool(verdict.get("hidden_tests"))
+            if marks.get("tests") == "✗":
+                counts["checks_rejected_right" if right else "checks_rejected_wrong"] += 1
+            elif marks.get("tests") == "✓" and not right:
+                counts["checks_passed_wrong"] += 1
+            if marks.get("review") == "✗":
+                counts["review_rejected_right" if right else "review_rejected_wrong"] += 1
+            elif marks.get("review") == "✓" and not right:
+                counts["review_passed_wrong"] += 1
+        if not run["passed"]:
+            counts["calls_on_unsolved"] += run["calls"]
+            continue
+        counts["solved"] += 1
+        winner = next((v for v in verified if v.get("passed")), None)
+        if winner is None:
+            continue
+        if winner.get("source") == "repair":
+            counts["repair"] += 1
+        elif winner.get("attempt", 0) > 0:
+            counts["retry"] += 1
+        elif winner is verified[0]:
+            counts["first_candidate"] += 1
+        else:
+            counts["later_candidate_first_attempt"] += 1
+    return counts
+
+
+def table(counts: dict, title: str) -> str:
+    n = counts["problems"] or 1
+    lines = [f"{title}: {counts['problems']} problems, {counts['solved']} solved "
+             f"({100 * counts['solved'] / n:.1f}%), {counts['calls']} model calls "
+             f"({counts['calls_on_unsolved']} on unsolved problems)",
+             f"{'component':34} {'won':>5} {'harmed':>7} {'note'}"]
+
+    def line(name: str, won: int, harmed: int | str, note: str) -> None:
+        lines.append(f"{name:34} {won:>5} {harmed!s:>7} {note}")
+
+    line("first draw (greedy answer)", counts["first_candidate"], "-",
+         "solved by the first candidate verified")
+    line("more candidates, first attempt", counts["later_candidate_first_attempt"], "-",
+         "solved by a later draw of attempt 0")
+    line("feedback retries", counts["retry"], "-",
+         f"solved on a retry; {counts['lost']} solutions lost, calls on unsolved "
+         f"{counts['calls_on_unsolved']}")
+    line("error->fix repair (knowledge)", counts["repair"], "-",
+         f"{counts['knowledge_repairs']} repairs tried")
+    line("visible checks (docstring)", counts["checks_rejected_wrong"],
+         counts["checks_rejected_right"],
+         f"won: wrong candidates rejected; harmed: correct ones rejected; "
+         f"{counts['checks_passed_wrong']} wrong ones passed")
+    line("diff review", counts["review_rejected_wrong"], counts["review_rejected_right"],
+         f"{counts['review_passed_wrong']} wrong ones approved")
+    line("few-shot / docs served", counts["few_shot_served"], "-",
+         f"docs {counts['docs_served']} (HumanEval files have no neighbours to draw on)")
+    lines.append(f"edits returned that the hidden tests reject: {counts['wrong_edits']}")
+    lines.append("counts are read from the run's log, not from reruns without the component")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.humaneval.ablation")
+    parser.add_argument("runs", nargs="+", type=Path,
+                        help="saved bench.humaneval runs with the harness_hidden arm")
+    parser.add_argument("--json", type=Path, default=None, help="write the counts here too")
+    args = parser.parse_args(argv)
+    out = {}
+    for path in args.runs:
+        try:
+            report = json.loads(path.read_text())
+            rows = report["rows"]
+        except (OSError, ValueError, KeyError) as exc:
+            parser.error(f"{path}: expected a saved bench.humaneval run ({exc})")
+        counts = analyse(rows)
+        if not counts["problems"]:
+            parser.error(f"{path}: no {ARM} rows in it")
+        out[str(path)] = counts
+        print(table(counts, f"{path.name} ({report.get('model', '?')}, half "
+                            f"{report.get('half', '?')})"))
+        print()
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
