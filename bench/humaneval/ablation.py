@@ -108,14 +108,13 @@ def table(counts: dict, title: str) -> str:
     line("more candidates, first attempt", counts["later_candidate_first_attempt"], "-",
          "solved by a later draw of attempt 0")
     line("feedback retries", counts["retry"], "-",
-         f"solved on a retry; {counts['lost']} solutions lost, calls on unsolved "
-         f"{counts['calls_on_unsolved']}")
+         f"solved on a retry; calls on unsolved problems {counts['calls_on_unsolved']}")
     line("error->fix repair (knowledge)", counts["repair"], "-",
          f"{counts['knowledge_repairs']} repairs tried")
     line("visible checks (docstring)", counts["checks_rejected_wrong"],
          counts["checks_rejected_right"],
-         f"won: wrong candidates rejected; harmed: correct ones rejected; "
-         f"{counts['checks_passed_wrong']} wrong ones passed")
+         f"won: wrong candidates rejected; harmed: correct ones rejected "
+         f"({counts['lost']} problems lost so); {counts['checks_passed_wrong']} wrong passed")
     line("diff review", counts["review_rejected_wrong"], counts["review_rejected_right"],
          f"{counts['review_passed_wrong']} wrong ones approved")
     line("few-shot / docs served", counts["few_shot_served"], "-",

@@ -61,7 +61,8 @@ def _print_table(rows: list[dict]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console(highlight=False)
+    # piped (a log, `| less`): rich would fit 80 columns and cut the names to "qwen2.5-…"
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     table = Table(show_header=True, header_style="bold")
     table.add_column("")
     table.add_column("name", no_wrap=True)
