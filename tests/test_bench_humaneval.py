@@ -396,3 +396,32 @@ def test_the_ablation_reads_what_each_component_won_from_the_log(tmp_path, capsy
     assert ablation.main([str(run), "--json", str(tmp_path / "a.json")]) == 0
     assert "feedback retries" in capsys.readouterr().out
     assert json.loads((tmp_path / "a.json").read_text())[str(run)]["retry"] == 1
+
+
+merge = pytest.importorskip("bench.humaneval.merge")
+
+
+def test_runs_of_single_arms_merge_on_their_common_problems(tmp_path, capsys):
+    raw = {"model": "m", "half": "report", "config": {"candidates": 5, "max_retries": 3},
+           "totals": {"raw_greedy": {}},
+           "rows": [{"task_id": t, "raw_greedy": {"passed": t == "a", "calls": 1,
+                                                  "seconds": 1.0, "edit_returned": True,
+                                                  "edit_wrong": t != "a"}}
+                    for t in ("a", "b", "c")]}
+    harness = {"model": "m", "half": "report", "config": {"candidates": 5, "max_retries": 3},
+               "totals": {"harness_hidden": {}},
+               "rows": [{"task_id": t, "harness_hidden": _harness_row(True, "verified", [0])}
+                        for t in ("b", "a")]}
+    paths = []
+    for name, report in (("raw", raw), ("lc", harness)):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(report))
+    out = tmp_path / "both.json"
+    assert merge.main([str(p) for p in paths] + ["--out", str(out)]) == 0
+    both = json.loads(out.read_text())
+    assert [row["task_id"] for row in both["rows"]] == ["a", "b"]  # c: not in the second run
+    assert both["totals"]["raw_greedy"]["passed"] == 1
+    assert both["totals"]["harness_hidden"]["passed"] == 2
+    assert out.with_suffix(".png").exists() and "harness_hidden" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="arm raw_greedy is in both"):
+        merge.main([str(paths[0]), str(paths[0]), "--out", str(out)])
