@@ -487,7 +487,7 @@ context_length = 8192     # model's context window
 n_gpu_layers = -1         # offload all layers to GPU (-1 = all)
 
 [generation]
-candidates = 5            # parallel candidates for code edits
+candidates = 5            # at most this many candidates an attempt (greedy first, lazily)
 max_retries = 3           # verification retry limit
 temperature = 0.6         # sampling temperature for code generation
 temperature_classify = 0.1  # low temp for classification/verification

@@ -2,8 +2,8 @@
 
     you: add input validation to the parse_config function
     localcode: [LOCATE] Found parse_config at src/config.py:34-58
-    localcode: [GENERATE] Producing 5 candidates...
-    localcode: [VERIFY] Candidate 3 passes (parse ✓, lint ✓, tests ✓)
+    localcode: [GENERATE] Producing 1 candidate for parse_config (greedy; up to 5 in all)...
+    localcode: [VERIFY] Candidate 1 passes (parse ✓, lint ✓, tests ✓)
     localcode: Here's the diff:
     ...
     Apply? [y/n]
