@@ -371,6 +371,15 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def save_and_show(report: dict, out: Path) -> None:
+    """Write `report` to `out`, print its tables and draw its plot beside it."""
+    outcome.save_json(out, report)
+    print(table(report))
+    print(outcome.table("per arm:", report["outcome"]))
+    plot_outcome(report, out.with_suffix(".png"))
+    print(f"JSON: {out}  plot: {out.with_suffix('.png')}")
+
+
 def plot_outcome(report: dict, path: Path) -> None:
     """The shared outcome plot: solved, wrong edits, calls and median seconds per arm."""
     outcome.plot(f"HumanEval (tests hidden), {report['model']}, half {report.get('half', 'all')}",
@@ -432,11 +441,7 @@ def main(argv: list[str] | None = None) -> int:
                  resume=args.resume, only=tuple(a for a in args.arms.split(",") if a),
                  numbers=numbers, half=args.half, model_path=args.model,
                  model_name=args.model_name, minutes=args.minutes, k_from=args.k_from)
-    outcome.save_json(args.out, report)
-    print(table(report))
-    print(outcome.table("per arm:", report["outcome"]))
-    plot_outcome(report, args.out.with_suffix(".png"))
-    print(f"JSON: {args.out}  plot: {args.out.with_suffix('.png')}")
+    save_and_show(report, args.out)
     return 0
 
 

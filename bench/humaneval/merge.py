@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from .. import outcome
-from .__main__ import arm_totals, plot_outcome, table
+from .__main__ import arm_totals, save_and_show
 
 
 def merge(reports: list[dict], names: list[str]) -> dict:
@@ -65,11 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     report = merge(reports, [str(p) for p in args.runs])
     if not report["rows"]:
         parser.error("the runs have no problem in common")
-    outcome.save_json(args.out, report)
-    print(table(report))
-    print(outcome.table("per arm:", report["outcome"]))
-    plot_outcome(report, args.out.with_suffix(".png"))
-    print(f"JSON: {args.out}  plot: {args.out.with_suffix('.png')}")
+    save_and_show(report, args.out)
     return 0
 
 
