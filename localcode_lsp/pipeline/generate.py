@@ -113,7 +113,7 @@ def draw_plan(one_greedy: list[int], candidates: int) -> list[tuple[int, int, bo
         taken += share
     greedy = [(i, 1, True) for i, share in enumerate(shares) if share >= 1]
     samples = [(i, share - 1, False) for i, share in enumerate(shares) if share > 1]
-    return greedy + samples or [(0, 1, True)]
+    return greedy + samples
 
 
 def _plural(word: str, n: int) -> str:

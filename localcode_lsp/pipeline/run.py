@@ -53,9 +53,9 @@ class Attempt:
     # the best failing candidate of this attempt (what REPAIR and the retry prompt work from)
     best_failure: Ranked | None = None
     request: VerifyRequest | None = None  # the gate's request for this step (built once)
-    # Drawing is lazy: the greedy answer of each prompt first, one at a time, then the
-    # samples, each verified before the next is drawn (most tasks pass on a greedy answer,
-    # and every candidate costs a full decode).
+    # Drawing is lazy: the greedy answer of each prompt first, each verified before the next
+    # draw, then the samples, only when no greedy answer passed (most tasks pass on a greedy
+    # answer, and every candidate costs a full decode).
     draws_done: int = 0  # how many of the attempt's draws GENERATE made
     draws_left: int = 0  # how many remain: VERIFY asks for the next before giving up
     drawn_texts: set[str] = field(default_factory=set)  # bodies this attempt already has
