@@ -138,6 +138,7 @@ class Candidate:
     source: str = "model"  # "model" | "salvaged" (cut back until it compiles) | "cache" | "repair"
     seed: int | None = None
     tokens: int = 0
+    prompt: str = ""  # the purpose of the prompt that drew it ("" = not drawn by the model)
 
 
 @dataclass

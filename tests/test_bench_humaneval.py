@@ -359,9 +359,9 @@ def test_rescore_chat_sanitizes_stored_answers_and_scores_them_again(problem, tm
 ablation = pytest.importorskip("bench.humaneval.ablation")
 
 
-def _verdict(id, attempt, gates, right, passed=False, source="model"):
+def _verdict(id, attempt, gates, right, passed=False, source="model", prompt=""):
     return {"id": id, "attempt": attempt, "gates": gates, "hidden_tests": right,
-            "passed": passed, "source": source}
+            "passed": passed, "source": source, "prompt": prompt}
 
 
 def test_the_ablation_reads_what_each_component_won_from_the_log(tmp_path, capsys):
@@ -369,11 +369,12 @@ def test_the_ablation_reads_what_each_component_won_from_the_log(tmp_path, capsy
     rows = [
         # the first candidate passed
         {"task_id": "a", "harness_hidden": {"passed": True, "calls": 2, "verdicts": [
-            _verdict(1, 0, ok, True, True), _verdict(2, 0, "not verified", True)]}},
+            _verdict(1, 0, ok, True, True, prompt="body of f from the file alone (attempt 0)"),
+            _verdict(2, 0, "not verified", True)]}},
         # the checks rejected a right one, a later candidate of attempt 0 won
         {"task_id": "b", "harness_hidden": {"passed": True, "calls": 3, "verdicts": [
             _verdict(1, 0, "parse ✓, tests ✗, review -", True),
-            _verdict(2, 0, ok, True, True)]}},
+            _verdict(2, 0, ok, True, True, prompt="body of m.g in a chat turn (attempt 0)")]}},
         # the review rejected a wrong one; a retry won
         {"task_id": "c", "harness_hidden": {"passed": True, "calls": 9, "verdicts": [
             _verdict(1, 0, "parse ✓, tests ✓, review ✗", False),
@@ -389,12 +390,14 @@ def test_the_ablation_reads_what_each_component_won_from_the_log(tmp_path, capsy
     assert (counts["checks_rejected_right"], counts["checks_rejected_wrong"]) == (1, 1)
     assert (counts["review_rejected_wrong"], counts["review_rejected_right"]) == (1, 0)
     assert counts["checks_passed_wrong"] == 1  # c's first candidate passed checks, was wrong
+    assert counts["won_by_prompt"] == {"body from the file alone": 1, "body in a chat turn": 1}
     assert (counts["solved"], counts["calls"], counts["calls_on_unsolved"],
             counts["lost"]) == (3, 34, 20, 1)
     run = tmp_path / "run.json"
     run.write_text(json.dumps({"model": "m", "half": "report", "rows": rows}))
     assert ablation.main([str(run), "--json", str(tmp_path / "a.json")]) == 0
-    assert "feedback retries" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "feedback retries" in printed and "drawn by: body in a chat turn" in printed
     assert json.loads((tmp_path / "a.json").read_text())[str(run)]["retry"] == 1
 
 

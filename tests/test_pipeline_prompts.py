@@ -150,6 +150,32 @@ def test_instruct_keeps_fim_infill_for_a_stub_to_implement(tmp_path):
     assert backend.calls and all(c.suffix and not c.messages for c in backend.calls)
 
 
+def test_a_stub_whose_infill_fails_gets_a_chat_answer_before_the_context_prompt(tmp_path):
+    wrong = "    return x + 1\n"
+    engine, backend = make_engine(tmp_path, [wrong, FIXED_ANSWER], text=STUB, fim="qwen",
+                                  candidates=5)
+    result = engine.implement(Task(path="calc.py", symbol="double", intent="edit"))
+    assert result.status == "verified", result.message
+    assert result.patches[0].after == CALC.replace("return x + 1", "return x * 2")
+    infill, chat = backend.calls  # the context prompt was never drawn: the chat answer passed
+    assert infill.suffix is not None and not infill.messages
+    assert "Implement `double` as its docstring says." in chat.messages[-1]["content"]
+    assert "Answer with the whole function `double`" in chat.messages[-1]["content"]
+    assert [c.prompt for c in result.candidates] == [
+        "body of double from the file alone (attempt 0)",
+        "body of double in a chat turn (attempt 0)"]
+
+
+def test_the_chat_answer_of_a_stub_is_one_greedy_draw_of_the_five(tmp_path):
+    engine, backend = make_engine(tmp_path, [], text=STUB, fim="qwen", candidates=5)
+    backend.default = "    return x + 1\n"
+    result = engine.implement(Task(path="calc.py", symbol="double", intent="edit"))
+    assert result.status == "no_candidate"
+    draws = [(bool(c.messages), c.temperature) for c in backend.calls]
+    # infill greedy, chat greedy, context greedy, then the context prompt's two samples: five
+    assert draws == [(False, 0.0), (True, 0.0), (False, 0.0)] + [(False, 0.6)] * 2
+
+
 def test_an_instruct_retry_sends_the_failing_checks_in_a_chat_turn(tmp_path):
     engine, backend = make_engine(tmp_path, ["    return x + 1\n", FIXED_ANSWER], text=STUB,
                                   retries=1)

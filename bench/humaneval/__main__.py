@@ -175,7 +175,7 @@ def harness(backend, problem: dict, config: Config, *, visible: bool) -> dict:
         for candidate in result.candidates:
             verdict = verdicts.get(candidate.id)
             gates.append({"id": candidate.id, "attempt": candidate.attempt,
-                          "source": candidate.source,
+                          "source": candidate.source, "prompt": candidate.prompt,
                           "gates": verdict.summary() if verdict else "not verified",
                           "passed": bool(verdict and verdict.passed),
                           "feedback": verdict.feedback[:2] if verdict else []})

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -39,6 +40,13 @@ def gate_marks(summary: str) -> dict[str, str]:
     return marks
 
 
+def prompt_kind(purpose: str) -> str:
+    """'body of f from the file alone (attempt 0)' -> 'body from the file alone'; "" for a log
+    written before candidates named their prompt."""
+    kind = re.sub(r" \(attempt \d+\)$", "", purpose)
+    return re.sub(r"^(\w+) of \S+", r"\1", kind)
+
+
 def analyse(rows: list[dict]) -> dict:
     """Per component: what it won and what it cost on these rows (see the module doc)."""
     counts = {
@@ -49,6 +57,7 @@ def analyse(rows: list[dict]) -> dict:
         "review_rejected_wrong": 0, "review_rejected_right": 0, "review_passed_wrong": 0,
         "few_shot_served": 0, "docs_served": 0, "knowledge_repairs": 0,
         "lost": 0, "wrong_edits": 0,
+        "won_by_prompt": {},  # first-attempt winners, by the prompt that drew them
     }
     for row in rows:
         run = row.get(ARM)
@@ -86,10 +95,12 @@ def analyse(rows: list[dict]) -> dict:
             counts["repair"] += 1
         elif winner.get("attempt", 0) > 0:
             counts["retry"] += 1
-        elif winner is verified[0]:
-            counts["first_candidate"] += 1
         else:
-            counts["later_candidate_first_attempt"] += 1
+            counts["first_candidate" if winner is verified[0]
+                   else "later_candidate_first_attempt"] += 1
+            if winner.get("prompt"):
+                kind = prompt_kind(winner["prompt"])
+                counts["won_by_prompt"][kind] = counts["won_by_prompt"].get(kind, 0) + 1
     return counts
 
 
@@ -107,6 +118,8 @@ def table(counts: dict, title: str) -> str:
          "solved by the first candidate verified")
     line("more candidates, first attempt", counts["later_candidate_first_attempt"], "-",
          "solved by a later draw of attempt 0")
+    for kind, won in sorted(counts["won_by_prompt"].items(), key=lambda item: -item[1]):
+        line(f"  drawn by: {kind}"[:34], won, "-", "first-attempt problems its candidate solved")
     line("feedback retries", counts["retry"], "-",
          f"solved on a retry; calls on unsolved problems {counts['calls_on_unsolved']}")
     line("error->fix repair (knowledge)", counts["repair"], "-",

@@ -62,7 +62,7 @@ def generate(state: RunState, parts: Collaborators) -> tuple[str, str]:
         bodies.append((salvaged if salvaged is not None else body, completion,
                        salvaged is not None))
     added = collect(state, [(body, completion, target.assemble(body), salvaged)
-                            for body, completion, salvaged in bodies])
+                            for body, completion, salvaged in bodies], prompt=ask.purpose)
     if not added:
         return "no_candidates", f"No new usable candidate among {drawn} samples"
     retry = f" (retry {attempt}, feedback: {len(feedback)} lines)" if attempt else ""
@@ -96,7 +96,7 @@ def write(state: RunState, parts: Collaborators) -> tuple[str, str]:
     for completion in completions:
         code = trim_new_code(ask.read(completion.text))
         drafts.append((code, completion, prefix + code + glue + suffix, False))
-    added = collect(state, drafts)
+    added = collect(state, drafts, prompt=ask.purpose)
     if not added:
         return "no_candidates", f"No usable candidate among {len(completions)} samples"
     return "candidates", f"{added} distinct candidates for new code at {spot.location()}"
@@ -120,7 +120,8 @@ def _plural(word: str, n: int) -> str:
     return word if n == 1 else word + "s"
 
 
-def collect(state: RunState, drafts: list[tuple[str, Completion, str, bool]]) -> int:
+def collect(state: RunState, drafts: list[tuple[str, Completion, str, bool]], *,
+            prompt: str = "") -> int:
     """The candidates VERIFY checks next: each non-empty draft this attempt has not had yet,
     in order."""
     state.attempt.candidates = []
@@ -132,7 +133,8 @@ def collect(state: RunState, drafts: list[tuple[str, Completion, str, bool]]) ->
         state.attempt.candidates.append(Candidate(
             id=state.new_candidate_id(), text=text, file_text=file_text,
             attempt=state.attempt.number, seed=completion.seed,
-            tokens=completion.completion_tokens, source="salvaged" if salvaged else "model"))
+            tokens=completion.completion_tokens, source="salvaged" if salvaged else "model",
+            prompt=prompt))
     state.result.candidates.extend(state.attempt.candidates)
     return len(state.attempt.candidates)
 

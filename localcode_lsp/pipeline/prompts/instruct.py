@@ -7,6 +7,7 @@ model's own chat template), with the base family's plain-code prompts where they
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
 import textwrap
 from collections.abc import Sequence
@@ -30,6 +31,14 @@ FORMS: dict[str, str] = {
     "fix": "chat",  # failing checks (fix intent, or a retry's feedback)
     "new_code": "chat",
     "review": "chat",
+}
+
+# A question whose form is "base" that also gets one greedy answer in chat form, drawn right
+# after the file-alone infill and before the context prompt's: the two forms fail on different
+# problems (issue 24: raw chat and raw infill each solve HumanEval problems the other misses), and
+# the chat answer costs a call only when the infill did not pass.
+SECOND_GREEDY_FORM: dict[str, str] = {
+    "implement": "chat",
 }
 
 _FENCE_LANGUAGE = {"python": "python", "javascript": "javascript", "typescript": "typescript",
@@ -177,9 +186,22 @@ class InstructFamily:
     def body(self, job: BodyJob) -> list[Ask]:
         question = "implement" if job.implement_only else (
             "fix" if job.fix or job.feedback else "edit")
-        if FORMS[question] == "base" or job.language != "python":
+        if job.language != "python":
             # the fenced answer is read back with Python's parser; other languages continue
             return self.base.body(job)
+        if FORMS[question] == "chat":
+            return [self._chat_body(job, question)]
+        asks = self.base.body(job)
+        if SECOND_GREEDY_FORM.get(question) == "chat" and len(asks) > 1:
+            # after the first greedy answer (the file alone), before the context prompt's
+            chat = self._chat_body(job, question)
+            asks.insert(1, dataclasses.replace(
+                chat, one_greedy=True,
+                purpose=f"body of {job.target.qualified_name} in a chat turn (attempt {job.attempt})"))
+        return asks
+
+    def _chat_body(self, job: BodyJob, question: str) -> Ask:
+        """The function in a chat turn; the answer is the whole function in a fence."""
         target = job.target
         fence = fence_language(job.language)
         name = target.qualified_name
@@ -190,6 +212,7 @@ class InstructFamily:
             task = asked.rstrip()
         else:
             task = f"Implement `{name}` as its docstring says."
+        whole = "function" if question == "implement" else "corrected function"
         failing = ("It fails these checks now:\n" if not job.attempt else
                    "Your previous attempt failed these checks:\n")
         previous = (f"Your previous attempt:\n```{fence}\n{job.previous.rstrip()}\n```\n"
@@ -206,14 +229,14 @@ class InstructFamily:
                               f"{target.function_text.rstrip()}\n```\n{previous}", priority=1),
             Section("feedback", failing + _bullets(job.feedback) if job.feedback else "",
                     priority=3),
-            Section("task", f"{task}\nAnswer with the whole corrected function `{name}` (def "
+            Section("task", f"{task}\nAnswer with the whole {whole} `{name}` (def "
                             "line, docstring and body) in one code block.\n", priority=2),
         ]
-        return [Ask(f"body of {name} (attempt {job.attempt})", sections, chat=True,
+        return Ask(f"body of {name} (attempt {job.attempt})", sections, chat=True,
                     system=code_system(job.language), prefill=f"```{fence}\n", stop=("```",),
                     repeats="".join(target.lines[target.start_line: target.header_end]),
                     read=lambda text: function_body(fenced_code(text), target.name,
-                                                    target.body_indent))]
+                                                    target.body_indent))
 
     def new_code(self, job: NewCodeJob) -> Ask:
         if FORMS["new_code"] == "base":
