@@ -103,6 +103,9 @@ class VerificationConfig:
     type_check: bool = False
     test: bool = True
     diff_review: bool = True
+    # A function whose only checks are its docstring's examples: a passing candidate is compared
+    # with a second one on inputs near those examples, and candidates vote when they differ.
+    agreement: bool = True
     test_timeout: float = 30.0
     memory_limit_mb: int = 2048
     # Where no sandbox works (macOS, containers without user namespaces), run the project's
@@ -437,7 +440,7 @@ UNTRUSTED_PROJECT_KEYS: Mapping[str, frozenset[str]] = {
                              "max_tokens"}),
     "context": frozenset({"system_budget", "code_budget", "task_budget", "few_shot_examples"}),
     "verification": frozenset({"parse_check", "lint", "type_check", "test", "diff_review",
-                               "test_timeout", "memory_limit_mb"}),
+                               "agreement", "test_timeout", "memory_limit_mb"}),
     "index": frozenset({"update_on_save", "max_file_bytes"}),
     "knowledge": frozenset({"enabled", "max_mb"}),
 }
@@ -504,6 +507,7 @@ lint = true               # run project linter
 type_check = false        # run type checker (slower, off by default)
 test = true               # run relevant tests
 diff_review = true        # second model call to verify semantics
+agreement = true          # docstring examples the only checks: a second candidate must agree
 
 [index]
 embedding_model = "all-MiniLM-L6-v2"  # bundled offline; or a local model directory

@@ -401,6 +401,30 @@ def test_the_ablation_reads_what_each_component_won_from_the_log(tmp_path, capsy
     assert json.loads((tmp_path / "a.json").read_text())[str(run)]["retry"] == 1
 
 
+def test_the_ablation_counts_what_the_agreement_vote_changed():
+    ok = "parse ✓, tests ✓, review -"
+    rows = [
+        # the first pass was wrong; the vote accepted candidate 3, which is right
+        {"task_id": "a", "harness_hidden": {"passed": True, "calls": 5, "accepted": 3,
+                                            "verdicts": [
+            _verdict(1, 0, ok, False, True), _verdict(2, 0, "parse ✓, tests ✗", False),
+            _verdict(3, 0, ok, True, True)]}},
+        # the first pass was right; the vote took a wrong one
+        {"task_id": "b", "harness_hidden": {"passed": False, "calls": 5, "accepted": 2,
+                                            "verdicts": [
+            _verdict(1, 0, ok, True, True), _verdict(2, 0, ok, False, True)]}},
+        # the vote kept the first pass
+        {"task_id": "c", "harness_hidden": {"passed": True, "calls": 2, "accepted": 1,
+                                            "verdicts": [
+            _verdict(1, 0, ok, True, True), _verdict(2, 0, ok, True, True)]}},
+    ]
+    counts = ablation.analyse(rows)
+    assert (counts["agreement_switched"], counts["agreement_won"],
+            counts["agreement_harmed"]) == (2, 1, 1)
+    assert counts["later_candidate_first_attempt"] == 1  # a: the accepted one came later
+    assert "agreement (vote on probe inputs)" in ablation.table(counts, "t")
+
+
 merge = pytest.importorskip("bench.humaneval.merge")
 
 

@@ -179,7 +179,9 @@ def harness(backend, problem: dict, config: Config, *, visible: bool) -> dict:
                           "gates": verdict.summary() if verdict else "not verified",
                           "passed": bool(verdict and verdict.passed),
                           "feedback": verdict.feedback[:2] if verdict else []})
-        return {"status": result.status, "program": program, "calls": calls,
+        accepted = next((c.id for c in result.candidates if program and c.file_text == program),
+                        None)
+        return {"status": result.status, "program": program, "calls": calls, "accepted": accepted,
                 "attempts": result.stats.get("attempts", 0),
                 "candidates": [c.file_text for c in result.candidates], "verdicts": gates,
                 "knowledge": {**result.stats.get("knowledge", {}),
@@ -287,6 +289,7 @@ def run(limit: int | None, start: int, out: Path, *, knowledge: str = "on",
                         "edit_returned": returned, "edit_wrong": returned and not ok,
                         "candidates": len(result["candidates"]),
                         "candidate_solved": bool(solved_by), "solved_by": solved_by,
+                        "accepted": result.get("accepted"),
                         "verdicts": result["verdicts"], "knowledge": result["knowledge"]}
         if "raw_pass_at_k" not in arms:
             rows.append(row)

@@ -12,6 +12,8 @@ counts, per component, what it won and what it cost, without running the model a
 - visible checks (docstring examples): candidates they rightly rejected, correct ones they
   rejected, wrong ones they let through;
 - diff review: the same three counts for the review;
+- agreement: problems where the vote accepted another candidate than the first that passed the
+  gates, and whether that turned a wrong edit right (won) or a right one wrong (harmed);
 - knowledge store: few-shot examples and docs served, repairs tried and passed.
 
 A count here is an upper or lower bound, not a rerun: "solved by the first draw" is what the
@@ -58,6 +60,8 @@ def analyse(rows: list[dict]) -> dict:
         "few_shot_served": 0, "docs_served": 0, "knowledge_repairs": 0,
         "lost": 0, "wrong_edits": 0,
         "won_by_prompt": {},  # first-attempt winners, by the prompt that drew them
+        # agreement: the accepted candidate is not the first that passed the gates
+        "agreement_switched": 0, "agreement_won": 0, "agreement_harmed": 0,
     }
     for row in rows:
         run = row.get(ARM)
@@ -84,11 +88,19 @@ def analyse(rows: list[dict]) -> dict:
                 counts["review_rejected_right" if right else "review_rejected_wrong"] += 1
             elif marks.get("review") == "✓" and not right:
                 counts["review_passed_wrong"] += 1
+        first_pass = next((v for v in verified if v.get("passed")), None)
+        accepted = next((v for v in verified if v["id"] == run.get("accepted")), None)
+        if first_pass is not None and accepted is not None and accepted is not first_pass:
+            counts["agreement_switched"] += 1
+            right_before, right_after = bool(first_pass.get("hidden_tests")), bool(
+                accepted.get("hidden_tests"))
+            counts["agreement_won"] += int(right_after and not right_before)
+            counts["agreement_harmed"] += int(right_before and not right_after)
         if not run["passed"]:
             counts["calls_on_unsolved"] += run["calls"]
             continue
         counts["solved"] += 1
-        winner = next((v for v in verified if v.get("passed")), None)
+        winner = accepted or first_pass
         if winner is None:
             continue
         if winner.get("source") == "repair":
@@ -130,6 +142,8 @@ def table(counts: dict, title: str) -> str:
          f"({counts['lost']} problems lost so); {counts['checks_passed_wrong']} wrong passed")
     line("diff review", counts["review_rejected_wrong"], counts["review_rejected_right"],
          f"{counts['review_passed_wrong']} wrong ones approved")
+    line("agreement (vote on probe inputs)", counts["agreement_won"], counts["agreement_harmed"],
+         f"accepted another than the first pass on {counts['agreement_switched']} problems")
     line("few-shot / docs served", counts["few_shot_served"], "-",
          f"docs {counts['docs_served']} (HumanEval files have no neighbours to draw on)")
     lines.append(f"edits returned that the hidden tests reject: {counts['wrong_edits']}")

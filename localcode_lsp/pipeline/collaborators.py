@@ -19,6 +19,7 @@ from ..index.symbols import Symbol
 from ..inference.backend import Backend
 from ..knowledge import KnowledgeStore
 from ..verify import VerifyRequest
+from ..verify.probes import ProbeCall
 from ..workspace import Workspace
 from .prompts import PromptFamily, choose_family
 
@@ -54,6 +55,11 @@ class Verifier(Protocol):
 
     def verify(self, request: VerifyRequest, candidate: Candidate, *,
                cancel: CancelToken | None = None) -> Verdict: ...
+
+    def probes(self, request: VerifyRequest) -> list[ProbeCall]: ...
+
+    def behaviour(self, request: VerifyRequest, candidate: Candidate, calls: Sequence[ProbeCall],
+                  *, cancel: CancelToken | None = None) -> tuple[str, ...] | None: ...
 
 
 @dataclass

@@ -17,6 +17,7 @@ from ..data import Candidate, Result, Task, TraceEvent, Verdict
 from ..index.symbols import Symbol
 from ..logs import get_logger
 from ..verify import VerifyRequest
+from ..verify.probes import ProbeCall
 from .states import State
 from .target import FunctionTarget
 
@@ -59,6 +60,11 @@ class Attempt:
     draws_done: int = 0  # how many of the attempt's draws GENERATE made
     draws_left: int = 0  # how many remain: VERIFY asks for the next before giving up
     drawn_texts: set[str] = field(default_factory=set)  # bodies this attempt already has
+    # Agreement ([verification] agreement): where the docstring's examples are the only checks,
+    # the candidates that passed are compared on probe calls before one is accepted.
+    probes: list[ProbeCall] | None = None  # None: not asked for yet
+    passing: list[Candidate] = field(default_factory=list)
+    behaviours: dict[int, tuple[str, ...] | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from ..data import Candidate, Verdict
 from ..logs import get_logger
 from ..verify import VerifyRequest
 from ..verify.examples import called_names
+from ..verify.probes import ProbeCall
 from .collaborators import Collaborators
 from .learning import record_pass
 from .run import Attempt, ModelCall, RunState
@@ -35,18 +36,109 @@ def verify(state: RunState, parts: Collaborators) -> tuple[str, str]:
         if verdict.passed:
             state.emit(State.VERIFY, f"Candidate {candidate.id} passes ({verdict.summary()})",
                        candidate=candidate.id, passed=True)
-            record_pass(state, parts, candidate)  # a fixed retry teaches the error cache
-            return accept(state, candidate)
+            if not probe_calls(state, parts, request):
+                record_pass(state, parts, candidate)  # a fixed retry teaches the error cache
+                return accept(state, candidate)
+            attempt.passing.append(candidate)
+            winner = agreed(state, parts, request, final=False)
+            if winner is not None:
+                record_pass(state, parts, winner)
+                return accept(state, winner)
+            continue
         first = verdict.feedback[0] if verdict.feedback else "failed"
         state.emit(State.VERIFY, f"Candidate {candidate.id} fails ({verdict.summary()}): "
                                  f"{shorten(first, 120)}", candidate=candidate.id, passed=False)
         if attempt.best_failure is None or ranked.key > attempt.best_failure.key:
             attempt.best_failure = ranked
     state.cancel.raise_if_cancelled()  # cancelled while the gate ran: draw nothing more
+    if attempt.passing and attempt.draws_left == 0:
+        winner = agreed(state, parts, request, final=True)
+        assert winner is not None, "a final vote among passing candidates always picks one"
+        record_pass(state, parts, winner)
+        return accept(state, winner)
+    if attempt.passing:
+        return "draw_more", (f"{len(attempt.passing)} passing, not yet agreed; "
+                             f"{attempt.draws_left} more draws")
     if attempt.draws_left > 0:
         return "draw_more", (f"No candidate of attempt {attempt.number} passed yet; "
                              f"{attempt.draws_left} more draws")
     return "failed", f"No candidate of attempt {attempt.number} passed"
+
+
+def probe_calls(state: RunState, parts: Collaborators, request: VerifyRequest) -> list[ProbeCall]:
+    """The attempt's probe calls when a pass must be agreed ([] = the first pass wins): the
+    docstring's examples are the target's only checks, and agreement is on."""
+    attempt = state.attempt
+    if attempt.probes is None:
+        wanted = parts.config.verification.agreement and state.new_code is None
+        attempt.probes = parts.gate.probes(request) if wanted else []
+    return attempt.probes
+
+
+def agreed(state: RunState, parts: Collaborators, request: VerifyRequest, *,
+           final: bool) -> Candidate | None:
+    """The passing candidate to accept, or None to draw more.
+
+    Passing candidates are grouped by what they return on the probe calls. A group that holds
+    at least two and more than half of them wins (its first candidate); on the `final` call
+    (no draws left) the largest group wins, the earliest on a tie: a lone pass is accepted
+    when nothing else passed."""
+    attempt = state.attempt
+    calls = attempt.probes or []
+    for candidate in attempt.passing:
+        if candidate.id not in attempt.behaviours:
+            attempt.behaviours[candidate.id] = parts.gate.behaviour(request, candidate, calls,
+                                                                    cancel=state.cancel)
+    groups: list[list[Candidate]] = []
+    for candidate in attempt.passing:
+        behaviour = attempt.behaviours[candidate.id]
+        group = next((g for g in groups if behaviour is not None
+                      and attempt.behaviours[g[0].id] == behaviour), None)
+        if group is None:
+            groups.append([candidate])
+        else:
+            group.append(candidate)
+    best = max(groups, key=len)  # the earliest of the largest
+    majority = len(best) >= 2 and 2 * len(best) > len(attempt.passing)
+    ids = ", ".join(str(c.id) for c in best)
+    if majority:
+        state.emit(State.VERIFY, f"Candidates {ids} agree on {len(calls)} inputs near the "
+                                 f"docstring's examples: candidate {best[0].id} accepted",
+                   candidate=best[0].id, agreed=len(best), passing=len(attempt.passing))
+        return best[0]
+    if len(attempt.passing) > 1:
+        state.emit(State.VERIFY, disagreement(attempt, calls, request.symbol or ""),
+                   passing=len(attempt.passing))
+    if not final:
+        if len(attempt.passing) == 1:
+            state.emit(State.VERIFY, f"Drawing a second candidate to compare with "
+                                     f"{best[0].id} on {len(calls)} inputs near the "
+                                     "docstring's examples")
+        return None
+    how = (f"the largest group that behaves alike ({len(best)} of {len(attempt.passing)})"
+           if len(attempt.passing) > 1 else "no other candidate passed to compare with")
+    state.emit(State.VERIFY, f"Candidate {best[0].id} accepted: {how}", candidate=best[0].id,
+               agreed=len(best), passing=len(attempt.passing))
+    return best[0]
+
+
+def disagreement(attempt: Attempt, calls: list[ProbeCall], name: str) -> str:
+    """Where the first two passing candidates that differ part ways, in one line."""
+    first = attempt.passing[0]
+    ours = attempt.behaviours[first.id]
+    for other in attempt.passing[1:]:
+        theirs = attempt.behaviours[other.id]
+        if theirs == ours:
+            continue
+        if ours is None or theirs is None:
+            broken = first if ours is None else other
+            return f"Candidate {broken.id}'s behaviour could not be run on the probe inputs"
+        for call, a, b in zip(calls, ours, theirs, strict=True):
+            if a != b:
+                return (f"Candidates {first.id} and {other.id} differ on "
+                        f"{shorten(call.source(name.rsplit('.', 1)[-1]), 80)}: "
+                        f"{shorten(a, 40)} vs {shorten(b, 40)}")
+    return "The passing candidates differ on the probe inputs"
 
 
 def diagnose(state: RunState, parts: Collaborators) -> tuple[str, str]:

@@ -33,7 +33,9 @@ from ..inference.backend import Backend
 from ..logs import get_logger
 from ..workspace import Workspace
 from . import lint as lint_mod
+from .behaviour import run_probes
 from .examples import Example
+from .probes import ProbeCall, probe_calls
 from .request import VerifyRequest
 from .review import review, unanswered
 from .safety import bad_candidate_problem, safety_gate
@@ -131,6 +133,31 @@ class Gate:
             if stop_at_first and verdict.passed:
                 break
         return verdicts
+
+    def probes(self, request: VerifyRequest) -> list[ProbeCall]:
+        """Calls near the target's docstring examples (`verify.probes`) when those examples are
+        its only checks: [] when project tests cover it, it shows no literal call, or its code
+        may not run here (untrusted workspace, no sandbox, not Python)."""
+        language = request.language or language_for_path(request.path) or ""
+        if (language != "python" or not request.symbol or not self.workspace.trusted
+                or not self.config.verification.test or self._unisolated_refusal()):
+            return []
+        checks = find_checks(self.workspace, request)
+        if checks.refs:
+            return []
+        return probe_calls(checks.doctest or "", request.symbol, checks.examples)
+
+    def behaviour(self, request: VerifyRequest, candidate: Candidate, calls: Sequence[ProbeCall],
+                  *, cancel: CancelToken | None = None) -> tuple[str, ...] | None:
+        """What the candidate's function returns on each of `calls` (`verify.behaviour`); None
+        when the run gave no result."""
+        if not calls or self._unisolated_refusal() or not self.workspace.trusted:
+            return None
+        settings = self.config.verification
+        files = {**request.base_files, request.path: candidate.file_text, **request.extra_files}
+        return run_probes(self.sandbox, self.workspace, request, files, calls,
+                          python=self._python(), timeout=settings.test_timeout,
+                          limits=Limits(memory_mb=settings.memory_limit_mb), cancel=cancel)
 
     # --- gates ---------------------------------------------------------------------------
 

@@ -171,18 +171,10 @@ def module_name_for(path: str) -> str:
     return ".".join(parts)
 
 
-DOCTEST_RUNNER = r'''
-import ast, asyncio, doctest, importlib, importlib.util, inspect, json, math, os, re, sys, traceback
-nonce = sys.stdin.readline().strip()  # read before any project code runs
-root, rel_path, module_name, name, docstring_path = sys.argv[1:6]
-examples_path = sys.argv[6] if len(sys.argv) > 6 else ""
-with open(docstring_path, encoding="utf-8") as handle:
-    docstring = handle.read()
-examples = []
-if examples_path:
-    with open(examples_path, encoding="utf-8") as handle:
-        examples = json.load(handle)
-results = []
+# The runners' shared start: `root`, `rel_path`, `module_name`, `nonce` and an empty `results`
+# are set; the target module is imported as a package member (else from its path), and a
+# failed import is the result line.
+IMPORT_TARGET = r'''
 def emit():
     print("__SENTINEL__" + nonce + ":" + json.dumps(results))
 for extra in (os.path.join(root, "src"), root):
@@ -205,7 +197,21 @@ except BaseException as exc:
     results.append({"source": "import " + (module_name or rel_path), "error": "%s: %s" % (type(exc).__name__, exc)})
     emit()
     sys.exit(0)
+'''
 
+DOCTEST_RUNNER = (r'''
+import ast, asyncio, doctest, importlib, importlib.util, inspect, json, math, os, re, sys, traceback
+nonce = sys.stdin.readline().strip()  # read before any project code runs
+root, rel_path, module_name, name, docstring_path = sys.argv[1:6]
+examples_path = sys.argv[6] if len(sys.argv) > 6 else ""
+with open(docstring_path, encoding="utf-8") as handle:
+    docstring = handle.read()
+examples = []
+if examples_path:
+    with open(examples_path, encoding="utf-8") as handle:
+        examples = json.load(handle)
+results = []
+''' + IMPORT_TARGET + r'''
 def meant(example, got):
     """Whether output doctest rejects is still what the docstring's author plainly wrote:
     the same literal in other spelling (`"21"` for `'21'`), or `True` for an example that is a
@@ -320,7 +326,7 @@ for example in examples:
                         "got": repr(got), "kind": "example"})
 results.append({"attempted": attempted})
 emit()
-'''.replace("__SENTINEL__", DOCTEST_SENTINEL)
+''').replace("__SENTINEL__", DOCTEST_SENTINEL)
 
 
 def digest_doctest(stdout: str, name: str, nonce: str = "") -> TestOutcome:

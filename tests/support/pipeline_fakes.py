@@ -97,6 +97,16 @@ class FakeGate:
     on_verify: Callable[[Candidate], None] | None = None
     tests_skipped: str = ""  # the test gate's skip reason: no test covered the candidate
 
+    # agreement: probe calls the gate offers ([] = none) and what a body returns on them
+    probe_list: list = field(default_factory=list)
+    behave: Callable[[str], tuple | None] | None = None
+
+    def probes(self, request) -> list:
+        return list(self.probe_list)
+
+    def behaviour(self, request, candidate: Candidate, calls, cancel=None) -> tuple | None:
+        return self.behave(candidate.text) if self.behave is not None else None
+
     def verify(self, request, candidate: Candidate, cancel=None) -> Verdict:
         self.requests.append(request)
         if self.on_verify is not None:

@@ -8,7 +8,7 @@ export const TOML_SETTINGS: Readonly<Record<string, readonly string[]>> = {
     "requestTimeout", "fimTemplate", "model", "apiKeyEnv"],
   generation: ["candidates", "maxRetries", "temperature", "temperatureClassify", "maxTokens"],
   context: ["systemBudget", "codeBudget", "taskBudget", "fewShotExamples"],
-  verification: ["parseCheck", "lint", "typeCheck", "test", "diffReview", "testTimeout", "memoryLimitMb",
+  verification: ["parseCheck", "lint", "typeCheck", "test", "diffReview", "agreement", "testTimeout", "memoryLimitMb",
     "allowUnisolated"],
   index: ["embeddingModel", "updateOnSave", "maxFileBytes"],
   knowledge: ["enabled", "maxMb"],
