@@ -452,3 +452,8 @@ def test_runs_of_single_arms_merge_on_their_common_problems(tmp_path, capsys):
     assert out.with_suffix(".png").exists() and "harness_hidden" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="arm raw_greedy is in both"):
         merge.main([str(paths[0]), str(paths[0]), "--out", str(out)])
+    # two versions of the harness side by side: the second run's arms renamed
+    assert merge.main([str(paths[1]), f"{paths[1]}+new", "--out", str(out)]) == 0
+    totals = json.loads(out.read_text())["totals"]
+    assert set(totals) == {"harness_hidden", "harness_hidden_new"}
+    assert totals["harness_hidden_new"]["wrong_edits"] == 0  # still counted as a harness arm

@@ -68,7 +68,6 @@ CHAT_INSTRUCTION = ("Please provide a self-contained Python script that solves t
 CHAT_RESPONSE = ("Below is a Python script with a self-contained function that solves the "
                  "problem and passes corresponding tests:\n```python\n")
 NO_KNOWLEDGE_ARM = "harness_hidden_no_knowledge"
-HARNESS_ARMS = ("harness_hidden", "harness_visible", NO_KNOWLEDGE_ARM)
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
 
@@ -347,7 +346,7 @@ def arm_totals(rows: list[dict], arms: tuple[str, ...]) -> dict:
         totals[arm] = {"passed": sum(int(r["passed"]) for r in present),
                        "model_calls": sum(r["calls"] for r in present),
                        "seconds": sum(r["seconds"] for r in present)}
-        if arm in HARNESS_ARMS:
+        if arm.startswith("harness"):  # harness_hidden, ..., and merged ones renamed from them
             totals[arm]["candidate_solved"] = sum(int(r["candidate_solved"]) for r in present)
             totals[arm]["lost"] = sum(int(r["candidate_solved"] and not r["passed"])
                                       for r in present)

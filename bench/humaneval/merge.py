@@ -1,11 +1,13 @@
 """Put the arms of separate bench.humaneval runs side by side, on the problems they share.
 
     python -m bench.humaneval.merge RAW.json LOCALCODE.json [PASSK.json ...] --out BOTH.json
+    python -m bench.humaneval.merge RAW.json OLD.json NEW.json+agree --out ALL.json
 
 The arms of one model are often run one at a time (two llama.cpp processes on two cores slow
 each other down), each into its own file; this keeps the problems every run has, takes each
 arm from the run that has it (an arm in two runs is an error: say which one to keep by
-leaving the other out), recounts the totals and writes one report that `--report-only` prints
+leaving the other out, or rename the arms of one run: `RUN.json+SUFFIX` names them
+`ARM_SUFFIX`, e.g. two versions of the harness side by side), recounts the totals and writes one report that `--report-only` prints
 and plots like any other run.
 """
 
@@ -18,6 +20,17 @@ from pathlib import Path
 
 from .. import outcome
 from .__main__ import arm_totals, save_and_show
+
+
+def with_suffix(report: dict, suffix: str) -> dict:
+    """The run with each arm renamed ARM_SUFFIX (in its totals and rows)."""
+    def renamed(arm: str) -> str:
+        return f"{arm}_{suffix}"
+
+    rows = [{(key if key == "task_id" else renamed(key)): value for key, value in row.items()}
+            for row in report["rows"]]
+    return {**report, "rows": rows,
+            "totals": {renamed(arm): t for arm, t in report.get("totals", {}).items()}}
 
 
 def merge(reports: list[dict], names: list[str]) -> dict:
@@ -53,16 +66,22 @@ def merge(reports: list[dict], names: list[str]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.humaneval.merge")
-    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("runs", nargs="+",
+                        help="saved runs; RUN.json+SUFFIX renames that run's arms ARM_SUFFIX")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     reports = []
-    for path in args.runs:
+    for name in args.runs:
+        path, suffix = Path(name), ""
+        if not path.exists() and "+" in name:
+            head, _, suffix = name.rpartition("+")
+            path = Path(head)
         try:
-            reports.append(json.loads(path.read_text()))
+            report = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             parser.error(f"{path}: expected a saved bench.humaneval run ({exc})")
-    report = merge(reports, [str(p) for p in args.runs])
+        reports.append(with_suffix(report, suffix) if suffix else report)
+    report = merge(reports, list(args.runs))
     if not report["rows"]:
         parser.error("the runs have no problem in common")
     save_and_show(report, args.out)
