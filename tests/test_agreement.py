@@ -208,3 +208,24 @@ def test_the_vote_with_the_real_gate_applies_the_function_that_doubles(tmp_path)
     exec(result.patches[0].after, namespace)
     assert [namespace["double"](x) for x in (0, 5, -3)] == [0, 10, -6]
     assert (tmp_path / "calc.py").read_text() == STUB  # nothing written before the user applies
+
+
+def test_outcomes_compare_values_not_object_identities(tmp_path):
+    gate, request = real_gate(tmp_path)
+    calls = gate.probes(request)
+    lazy = "    return (x * 2 for _ in range(2))\n"
+    boxed = "    return object()\n"
+    assert gate.behaviour(request, Candidate(1, lazy, with_body(lazy)), calls)[0] == (
+        "list[int:6, int:6]")
+    first = gate.behaviour(request, Candidate(2, boxed, with_body(boxed)), calls)
+    second = gate.behaviour(request, Candidate(3, boxed, with_body(boxed + "\n")), calls)
+    assert first == second and first is not None and " at 0x" not in first[0]
+
+
+def test_coroutines_and_methods_get_no_probe_calls(tmp_path):
+    gate, request = real_gate(tmp_path, STUB.replace("def double", "async def double"))
+    assert gate.probes(request) == []
+    method = ("class Calc:\n    def double(self, x):\n        \"\"\"Twice.\n\n"
+              "        >>> double(2)\n        4\n        \"\"\"\n")
+    gate, request = real_gate(tmp_path, method)
+    assert gate.probes(dataclasses.replace(request, symbol="Calc.double")) == []

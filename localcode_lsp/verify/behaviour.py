@@ -29,7 +29,7 @@ BEHAVIOUR_SENTINEL = "LOCALCODE-BEHAVIOUR-RESULT:"
 PER_CALL_SECONDS = 1.0
 
 BEHAVIOUR_RUNNER = (r'''
-import ast, importlib, importlib.util, json, math, os, signal, sys
+import ast, hashlib, importlib, importlib.util, inspect, itertools, json, math, os, re, signal, sys
 nonce = sys.stdin.readline().strip()  # read before any project code runs
 root, rel_path, module_name, name, calls_path, per_call = sys.argv[1:7]
 with open(calls_path, encoding="utf-8") as handle:
@@ -48,6 +48,8 @@ if not callable(function):
 def canonical(value, depth=0):
     if depth > 20:
         return "..."
+    if inspect.isgenerator(value) or isinstance(value, (map, filter, zip, range)):
+        value = list(itertools.islice(value, 1000))
     if isinstance(value, bool) or value is None:
         return repr(value)
     if isinstance(value, float):
@@ -60,7 +62,14 @@ def canonical(value, depth=0):
         return "dict{" + ", ".join(k + ": " + v for k, v in items) + "}"
     if isinstance(value, (set, frozenset)):
         return "set{" + ", ".join(sorted(canonical(v, depth + 1) for v in value)) + "}"
-    return type(value).__name__ + ":" + repr(value)[:500]
+    # an object's default repr names its address, which differs from run to run
+    return type(value).__name__ + ":" + re.sub(" at 0x[0-9a-fA-F]+", "", repr(value)[:500])
+
+def bounded(text):
+    """A long outcome as its head and a digest of the whole."""
+    if len(text) <= 2000:
+        return text
+    return text[:1000] + "#" + hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
 
 class ProbeTimeout(BaseException):
     pass
@@ -85,7 +94,7 @@ for call in calls:
     try:
         signal.setitimer(signal.ITIMER_REAL, float(per_call))
         try:
-            outcome = canonical(function(*args, **kwargs))
+            outcome = bounded(canonical(function(*args, **kwargs)))
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
     except ProbeTimeout:

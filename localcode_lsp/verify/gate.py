@@ -14,6 +14,7 @@ the test gate's checks, runs and verdict in `testgate.py`; `VerifyRequest` is `r
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import shutil
 import sys
@@ -40,7 +41,14 @@ from .request import VerifyRequest
 from .review import review, unanswered
 from .safety import bad_candidate_problem, safety_gate
 from .sandbox import Limits, Sandbox, failure_reason
-from .testgate import find_checks, judge_tests, python_env, run_checks
+from .testgate import (
+    find_checks,
+    judge_tests,
+    python_definition,
+    python_env,
+    python_module,
+    run_checks,
+)
 from .testrun import TestOutcome
 from .workcopy import scratch_dir, workspace_copy
 
@@ -139,9 +147,14 @@ class Gate:
         its only checks: [] when project tests cover it, it shows no literal call, or its code
         may not run here (untrusted workspace, no sandbox, not Python)."""
         language = request.language or language_for_path(request.path) or ""
-        if (language != "python" or not request.symbol or not self.workspace.trusted
-                or not self.config.verification.test or self._unisolated_refusal()):
-            return []
+        if (language != "python" or not request.symbol or "." in request.symbol
+                or not self.workspace.trusted or not self.config.verification.test
+                or self._unisolated_refusal()):
+            return []  # a method needs an instance the examples do not give
+        module = python_module(request.original_text)
+        if module is None or not isinstance(python_definition(module, request.symbol),
+                                            ast.FunctionDef):
+            return []  # a coroutine's result is awaited, not compared
         checks = find_checks(self.workspace, request)
         if checks.refs:
             return []
