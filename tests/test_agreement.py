@@ -85,6 +85,22 @@ def test_a_pass_that_a_second_candidate_agrees_with_is_accepted(tmp_path):
     assert any("Candidates 1, 2 agree on 3 inputs" in m for m in messages(result))
 
 
+def test_a_second_prompt_that_writes_the_same_body_is_a_vote_for_it(tmp_path):
+    engine, backend = make_engine(tmp_path, [TIMES_TWO, TIMES_TWO])
+    result = implement(engine)
+    assert result.status == "verified", result.message
+    assert len(backend.calls) == 2 and len(result.candidates) == 1
+    assert any("Candidate 1 was drawn 2 times" in m for m in messages(result))
+
+
+def test_identical_samples_weigh_as_many_votes_as_they_were_drawn(tmp_path):
+    # x + 2 (file alone) and x * 2 (context greedy) differ; two of the three samples are the
+    # same x ** 2: after the last draw it is the heaviest group (2 votes of 4)
+    engine, backend = make_engine(tmp_path, [PLUS_TWO, TIMES_TWO, SQUARE, SQUARE, PLUS_ONE])
+    result = implement(engine)
+    assert "    return x ** 2\n" in result.patches[0].after  # the vote is only as good as the votes
+
+
 def test_passing_candidates_that_differ_vote_and_the_largest_group_wins(tmp_path):
     # file alone: x + 2; context greedy: x * 2; then three samples: x ** 2, 2 * x, x + 1
     engine, backend = make_engine(tmp_path, [PLUS_TWO, TIMES_TWO, SQUARE, TWO_TIMES, PLUS_ONE])

@@ -127,7 +127,10 @@ def collect(state: RunState, drafts: list[tuple[str, Completion, str, bool]], *,
     state.attempt.candidates = []
     seen = state.attempt.drawn_texts
     for text, completion, file_text, salvaged in drafts:
-        if not text or text in seen:
+        if not text:
+            continue
+        state.attempt.votes[text] = state.attempt.votes.get(text, 0) + completion.votes
+        if text in seen:
             continue
         seen.add(text)
         state.attempt.candidates.append(Candidate(

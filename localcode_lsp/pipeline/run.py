@@ -65,6 +65,8 @@ class Attempt:
     probes: list[ProbeCall] | None = None  # None: not asked for yet
     passing: list[Candidate] = field(default_factory=list)
     behaviours: dict[int, tuple[str, ...] | None] = field(default_factory=dict)
+    # how many samples drew each body: a body two prompts both wrote is two votes for it
+    votes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

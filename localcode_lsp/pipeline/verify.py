@@ -51,12 +51,13 @@ def verify(state: RunState, parts: Collaborators) -> tuple[str, str]:
         if attempt.best_failure is None or ranked.key > attempt.best_failure.key:
             attempt.best_failure = ranked
     state.cancel.raise_if_cancelled()  # cancelled while the gate ran: draw nothing more
-    if attempt.passing and attempt.draws_left == 0:
-        winner = agreed(state, parts, request, final=True)
-        assert winner is not None, "a final vote among passing candidates always picks one"
-        record_pass(state, parts, winner)
-        return accept(state, winner)
     if attempt.passing:
+        # this draw may only have repeated a passing body: that is a vote as well
+        winner = (agreed(state, parts, request, final=attempt.draws_left == 0)
+                  if not attempt.candidates or attempt.draws_left == 0 else None)
+        if winner is not None:
+            record_pass(state, parts, winner)
+            return accept(state, winner)
         return "draw_more", (f"{len(attempt.passing)} passing, not yet agreed; "
                              f"{attempt.draws_left} more draws")
     if attempt.draws_left > 0:
@@ -79,10 +80,10 @@ def agreed(state: RunState, parts: Collaborators, request: VerifyRequest, *,
            final: bool) -> Candidate | None:
     """The passing candidate to accept, or None to draw more.
 
-    Passing candidates are grouped by what they return on the probe calls. A group that holds
-    at least two and more than half of them wins (its first candidate); on the `final` call
-    (no draws left) the largest group wins, the earliest on a tie: a lone pass is accepted
-    when nothing else passed."""
+    Passing candidates are grouped by what they return on the probe calls, each weighing as
+    many votes as draws wrote its body. A group with at least two votes and more than half of
+    them wins (its first candidate); on the `final` call (no draws left) the heaviest group
+    wins, the earliest on a tie: a lone pass is accepted when nothing else passed."""
     attempt = state.attempt
     calls = attempt.probes or []
     for candidate in attempt.passing:
@@ -98,27 +99,31 @@ def agreed(state: RunState, parts: Collaborators, request: VerifyRequest, *,
             groups.append([candidate])
         else:
             group.append(candidate)
-    best = max(groups, key=len)  # the earliest of the largest
-    majority = len(best) >= 2 and 2 * len(best) > len(attempt.passing)
-    ids = ", ".join(str(c.id) for c in best)
-    if majority:
-        state.emit(State.VERIFY, f"Candidates {ids} agree on {len(calls)} inputs near the "
-                                 f"docstring's examples: candidate {best[0].id} accepted",
-                   candidate=best[0].id, agreed=len(best), passing=len(attempt.passing))
+    def weight(group: list[Candidate]) -> int:
+        return sum(max(1, attempt.votes.get(c.text, 1)) for c in group)
+
+    best = max(groups, key=weight)  # the earliest of the heaviest
+    agree, total = weight(best), weight(attempt.passing)
+    if agree >= 2 and 2 * agree > total:
+        who = (f"Candidates {', '.join(str(c.id) for c in best)} agree" if len(best) > 1
+               else f"Candidate {best[0].id} was drawn {agree} times")
+        state.emit(State.VERIFY, f"{who} on {len(calls)} inputs near the docstring's "
+                                 f"examples: candidate {best[0].id} accepted",
+                   candidate=best[0].id, agreed=agree, passing=total)
         return best[0]
     if len(attempt.passing) > 1:
         state.emit(State.VERIFY, disagreement(attempt, calls, request.symbol or ""),
-                   passing=len(attempt.passing))
+                   passing=total)
     if not final:
-        if len(attempt.passing) == 1:
+        if total == 1:
             state.emit(State.VERIFY, f"Drawing a second candidate to compare with "
                                      f"{best[0].id} on {len(calls)} inputs near the "
                                      "docstring's examples")
         return None
-    how = (f"the largest group that behaves alike ({len(best)} of {len(attempt.passing)})"
-           if len(attempt.passing) > 1 else "no other candidate passed to compare with")
+    how = (f"the largest group that behaves alike ({agree} of {total})"
+           if total > 1 else "no other candidate passed to compare with")
     state.emit(State.VERIFY, f"Candidate {best[0].id} accepted: {how}", candidate=best[0].id,
-               agreed=len(best), passing=len(attempt.passing))
+               agreed=agree, passing=total)
     return best[0]
 
 
