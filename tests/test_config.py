@@ -26,7 +26,7 @@ def test_defaults_match_the_original_design(isolated_home, tmp_path):
     c = config.context
     assert (c.system_budget, c.code_budget, c.task_budget, c.few_shot_examples) == (256, 1536, 512, 3)
     v = config.verification
-    assert (v.parse_check, v.lint, v.type_check, v.test, v.diff_review) == (True, True, False, True, True)
+    assert (v.parse_check, v.lint, v.type_check, v.test, v.diff_review) == (True, True, False, True, False)
     assert config.index.update_on_save is True
     assert config.generation_budget == 8192 - 256 - 1536 - 512
 
