@@ -251,7 +251,8 @@ def test_a_review_that_could_not_load_the_model_rejects_the_change(tmp_path):
         raise RuntimeError("no GGUF at /nowhere")
 
     (tmp_path / "calc.py").write_text(CALC)
-    config = Config(verification=VerificationConfig(lint=False, type_check=False, test=False))
+    config = Config(verification=VerificationConfig(lint=False, type_check=False, test=False,
+                                                    diff_review=True))
     gate = Gate(Workspace(tmp_path), config, backend=no_model)
     verdict = gate.verify(VerifyRequest("calc.py", CALC, task="double x"),
                           Candidate(1, "    return x * 2\n", CALC.replace("x + 1", "x * 2")))

@@ -116,7 +116,7 @@ def test_untrusted_workspace_spawns_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(subprocess, "run", refuse)
     (tmp_path / "test_m.py").write_text("def test_add():\n    assert False\n")
     gate = Gate(Workspace(tmp_path, trusted=False),
-                Config(verification=VerificationConfig(type_check=True)),
+                Config(verification=VerificationConfig(type_check=True, diff_review=True)),
                 backend=lambda: pytest.fail("the model was asked in an untrusted workspace"))
     verdict = gate.verify(VerifyRequest("m.py", ORIGINAL, symbol="add", task="add numbers"),
                           _candidate(ORIGINAL.replace("a + b", "b + a")))
