@@ -37,13 +37,11 @@ def verify(state: RunState, parts: Collaborators) -> tuple[str, str]:
             state.emit(State.VERIFY, f"Candidate {candidate.id} passes ({verdict.summary()})",
                        candidate=candidate.id, passed=True)
             if not probe_calls(state, parts, request):
-                record_pass(state, parts, candidate)  # a fixed retry teaches the error cache
-                return accept(state, candidate)
+                return take(state, parts, candidate)
             attempt.passing.append(candidate)
             winner = agreed(state, parts, request, final=False)
             if winner is not None:
-                record_pass(state, parts, winner)
-                return accept(state, winner)
+                return take(state, parts, winner)
             continue
         first = verdict.feedback[0] if verdict.feedback else "failed"
         state.emit(State.VERIFY, f"Candidate {candidate.id} fails ({verdict.summary()}): "
@@ -56,14 +54,19 @@ def verify(state: RunState, parts: Collaborators) -> tuple[str, str]:
         winner = (agreed(state, parts, request, final=attempt.draws_left == 0)
                   if not attempt.candidates or attempt.draws_left == 0 else None)
         if winner is not None:
-            record_pass(state, parts, winner)
-            return accept(state, winner)
+            return take(state, parts, winner)
         return "draw_more", (f"{len(attempt.passing)} passing, not yet agreed; "
                              f"{attempt.draws_left} more draws")
     if attempt.draws_left > 0:
         return "draw_more", (f"No candidate of attempt {attempt.number} passed yet; "
                              f"{attempt.draws_left} more draws")
     return "failed", f"No candidate of attempt {attempt.number} passed"
+
+
+def take(state: RunState, parts: Collaborators, winner: Candidate) -> tuple[str, str]:
+    """Accept a passing candidate; a fixed retry also teaches the error cache."""
+    record_pass(state, parts, winner)
+    return accept(state, winner)
 
 
 def probe_calls(state: RunState, parts: Collaborators, request: VerifyRequest) -> list[ProbeCall]:

@@ -167,8 +167,8 @@ class Gate:
         if not calls or self._unisolated_refusal() or not self.workspace.trusted:
             return None
         settings = self.config.verification
-        files = {**request.base_files, request.path: candidate.file_text, **request.extra_files}
-        return run_probes(self.sandbox, self.workspace, request, files, calls,
+        return run_probes(self.sandbox, self.workspace, request,
+                          candidate_files(request, candidate), calls,
                           python=self._python(), timeout=settings.test_timeout,
                           limits=Limits(memory_mb=settings.memory_limit_mb), cancel=cancel)
 
@@ -315,9 +315,7 @@ class Gate:
         keyword = ""
         if not request.test_refs and request.symbol:
             keyword = request.symbol.rsplit(".", 1)[-1]
-        outcome = self._run_tests(request, {**request.base_files,
-                                            request.path: candidate.file_text,
-                                            **request.extra_files},
+        outcome = self._run_tests(request, candidate_files(request, candidate),
                                   checks.refs, checks.doctest, cancel, keyword, checks.examples)
         return judge_tests(outcome, checks, self.sandbox.mode,
                            lambda: self._original_tests(request, checks.refs, cancel),
@@ -428,6 +426,12 @@ class Gate:
         result = run()
         result.seconds = time.monotonic() - started
         return result
+
+
+def candidate_files(request: VerifyRequest, candidate: Candidate) -> dict[str, str]:
+    """The files a candidate's runs see: earlier steps' files, the candidate's target file and
+    the request's extra files."""
+    return {**request.base_files, request.path: candidate.file_text, **request.extra_files}
 
 
 def rank(verdicts: Sequence[Verdict]) -> list[Verdict]:
